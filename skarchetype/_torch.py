@@ -1,0 +1,141 @@
+"""The one place where arrays meet torch: devices, conversions, batches, module state.
+
+Every estimator of the package converts its inputs here, once, at the API boundary,
+and hands plain tensors to its numerics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def is_tensor(X) -> bool:
+    """Whether ``X`` is a torch tensor."""
+    return isinstance(X, torch.Tensor)
+
+
+def resolve_device(device, data=None) -> torch.device:
+    """Turn a ``device`` parameter into a :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
+        ``"auto"`` picks the device of ``data`` when it is a tensor, otherwise CUDA when
+        it is available, otherwise the CPU.
+    data : object, optional
+        The input the work is about.
+
+    Returns
+    -------
+    torch.device
+    """
+    if isinstance(device, str) and device == "auto":
+        if is_tensor(data):
+            return data.device
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine; "
+            "use device='cpu' or device='auto'."
+        )
+    return resolved
+
+
+def torch_dtype(dtype) -> torch.dtype:
+    """The torch floating dtype matching a numpy or torch dtype (float32 or float64)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype if dtype in (torch.float32, torch.float64) else torch.float64
+    return _DTYPES.get(np.dtype(dtype), torch.float64)
+
+
+def numpy_dtype(dtype) -> np.dtype:
+    """The numpy floating dtype matching a torch or numpy dtype (float32 or float64)."""
+    return np.dtype(np.float32) if torch_dtype(dtype) == torch.float32 else np.dtype(np.float64)
+
+
+def as_tensor(X, device, dtype=None) -> torch.Tensor:
+    """A tensor view of ``X`` on ``device``, copying only when the device or dtype asks for it.
+
+    Parameters
+    ----------
+    X : ndarray or Tensor
+    device : torch.device
+    dtype : torch.dtype, optional
+        Defaults to ``X``'s own floating dtype (float32 stays float32, anything else
+        becomes float64).
+    """
+    if not is_tensor(X):
+        X = torch.from_numpy(np.ascontiguousarray(X))
+    dtype = torch_dtype(X.dtype) if dtype is None else dtype
+    return X.to(device=device, dtype=dtype)
+
+
+def to_numpy(X) -> np.ndarray:
+    """A numpy array of a tensor (from any device), or of anything array-like."""
+    if is_tensor(X):
+        return X.detach().cpu().numpy()
+    return np.asarray(X)
+
+
+def batch_slices(n: int, batch_size: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``batch_size`` covering ``range(n)``."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+@contextlib.contextmanager
+def evaluation_mode(*modules):
+    """Put torch modules in eval mode and restore every submodule's own mode on exit.
+
+    Objects that are not :class:`torch.nn.Module` (plain callables) are left alone.
+    The previous modes are restored even when the body raises.
+    """
+    saved = [
+        (sub, sub.training)
+        for module in modules
+        if isinstance(module, torch.nn.Module)
+        for sub in module.modules()
+    ]
+    try:
+        for module in modules:
+            if isinstance(module, torch.nn.Module):
+                module.eval()
+        yield
+    finally:
+        for sub, training in saved:
+            sub.train(training)
+
+
+def map_batches(
+    function: Callable[[torch.Tensor], object],
+    X,
+    *,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    verbose: int = 0,
+    description: str = "batches",
+) -> Iterator[tuple[slice, object]]:
+    """Apply ``function`` to batches of ``X`` moved to ``device``, under inference mode.
+
+    ``X`` may be a numpy array, a read-only memory map (read one batch at a time) or a
+    tensor on any device. Yields ``(rows, function(batch))``.
+    """
+    n = len(X)
+    slices = list(batch_slices(n, batch_size))
+    with torch.inference_mode():
+        for index, rows in enumerate(slices):
+            batch = X[rows]
+            if not is_tensor(batch):
+                batch = torch.from_numpy(np.array(batch, copy=True))
+            batch = batch.to(device=device, dtype=dtype if dtype is not None else batch.dtype)
+            yield rows, function(batch)
+            if verbose:
+                print(f"[skarchetype] {description}: {index + 1}/{len(slices)} ({rows.stop}/{n} rows)")

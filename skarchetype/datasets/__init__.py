@@ -1,0 +1,5 @@
+"""Data generators with known answers: planted archetypes and procedural sprites."""
+
+from ._archetypal import BENCHMARK_SETS, load_benchmark_data, make_archetypal_data
+
+__all__ = ["BENCHMARK_SETS", "load_benchmark_data", "make_archetypal_data"]
