@@ -1,9 +1,479 @@
-"""Placeholder until the estimator lands (being written now)."""
+"""ArchetypalAnalysis: the estimator, and :func:`archetypal_analysis` beside it."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from joblib import Parallel, delayed
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._solvers import INITIALISATIONS, CentredRows, fit_archetypes, simplex_least_squares
+from ._torch import as_tensor, is_tensor, resolve_device, to_numpy, torch_dtype
+
+_TRANSFORM_MAX_ITER = 20_000
 
 
-class ArchetypalAnalysis:  # replaced shortly
-    pass
+class ArchetypalAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Archetypal analysis: samples as convex mixtures of extreme convex mixtures of samples.
+
+    Finds ``K`` archetypes ``Z = C X`` that are convex combinations of the samples and
+    writes every sample as a convex combination of them, ``X ≈ S Z``, minimising
+    ``||X - S C X||_F^2`` with the rows of ``S`` (n_samples x K) and ``C`` (K x n_samples)
+    on the probability simplex (Cutler & Breiman 1994). The solver follows PCHA
+    (Mørup & Hansen 2012): alternating projected-gradient blocks, here accelerated and
+    with ``C`` restricted to a working set of candidate rows that is grown until the
+    KKT conditions of the full problem hold. Memory is ``O(N D + (N + D) K)``; nothing
+    of size N x N is formed.
+
+    The fit is translation invariant, so the data are centred internally: the
+    archetypes of ``X + c`` are those of ``X`` shifted by ``c``. Computation runs in torch,
+    on the CPU or a CUDA device, in the dtype of ``X`` (float32 stays float32).
+
+    Parameters
+    ----------
+    n_archetypes : int, default=4
+        Number of archetypes ``K``.
+    init : {"furthest_sum", "aa++", "random"} or array-like of shape (n_archetypes, \
+n_features), default="furthest_sum"
+        Initial archetypes. ``"furthest_sum"``: samples with the largest summed distances
+        (Mørup & Hansen 2012). ``"aa++"``: samples drawn by their squared distance to the
+        hull of those already drawn (Mair & Sjölund 2023). ``"random"``: distinct random
+        samples. An array gives the initial archetypes themselves.
+    n_init : int, default=1
+        Number of starts; the fit with the smallest loss is kept.
+    max_iter : int, default=500
+        Maximum number of outer iterations of each start.
+    tol : float, default=1e-6
+        Scale-free tolerance: a start stops when an iteration raises the explained
+        variance by less than ``tol`` (or by less than the dtype's rounding noise) and no
+        sample outside the working set would improve an archetype.
+    delta : float, default=0.0
+        PCHA's relaxation: each archetype's weights sum to a value in
+        ``[1 - delta, 1 + delta]`` instead of 1, letting archetypes lie slightly outside
+        the hull (scaled about the data mean).
+    batch_size : int or None, default=None
+        If set, the data are read in blocks of this many rows and never copied: use it
+        for read-only memory maps larger than memory. ``None`` holds the (centred)
+        data on the device, which is fastest.
+    device : str or torch.device, default="auto"
+        Where to compute: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... ``"auto"`` uses the
+        device of a tensor input, otherwise CUDA when available, otherwise the CPU.
+    n_jobs : int or None, default=None
+        Number of starts (``n_init``) run in parallel threads; the torch threads are
+        shared out among them so that the cores are never oversubscribed.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initialisations.
+    verbose : int, default=0
+        1 prints progress at every working-set update, 2 at every iteration.
+
+    Attributes
+    ----------
+    archetypes_ : ndarray of shape (n_archetypes, n_features)
+        The archetypes ``Z = C X``.
+    components_ : ndarray of shape (n_archetypes, n_features)
+        The same array as ``archetypes_``, under the name decompositions use.
+    coefficients_ : ndarray of shape (n_samples, n_archetypes)
+        ``S``: each training sample's weights on the archetypes, solved exactly per row.
+    archetype_weights_ : scipy.sparse.csr_array of shape (n_archetypes, n_samples)
+        ``C``: each archetype's weights on the training samples (very sparse).
+    mean_ : ndarray of shape (n_features,)
+        Mean of the training data.
+    explained_variance_ : float
+        Centred explained variance of the fit, ``1 - ||X - S Z||^2 / ||X - mean_||^2``.
+    reconstruction_err_ : float
+        Frobenius norm ``||X - S Z||_F`` of the training data.
+    loss_curve_ : ndarray of shape (n_iter_ + 1,)
+        Squared reconstruction error after initialisation and after every iteration
+        of the kept start.
+    n_iter_ : int
+        Number of outer iterations of the kept start.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    archetypal_analysis : The same as a function of arrays.
+    sklearn.decomposition.NMF : Non-negative matrix factorisation.
+
+    References
+    ----------
+    Cutler, A. & Breiman, L. (1994). Archetypal analysis. Technometrics 36(4).
+    Mørup, M. & Hansen, L. K. (2012). Archetypal analysis for machine learning and data
+    mining. Neurocomputing 80.
+    Mair, S. & Sjölund, J. (2023). Archetypal Analysis++: Rethinking the initialization
+    strategy. arXiv:2301.13748.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skarchetype import ArchetypalAnalysis
+    >>> X = load_digits().data
+    >>> aa = ArchetypalAnalysis(n_archetypes=6, random_state=0).fit(X)
+    >>> aa.archetypes_.shape, aa.transform(X[:3]).shape
+    ((6, 64), (3, 6))
+    >>> bool(aa.transform(X[:3]).sum(axis=1).round(6).min() == 1)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "n_archetypes": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions(set(INITIALISATIONS)), "array-like"],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "delta": [Interval(Real, 0, 1, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str, torch.device],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_archetypes=4,
+        *,
+        init="furthest_sum",
+        n_init=1,
+        max_iter=500,
+        tol=1e-6,
+        delta=0.0,
+        batch_size=None,
+        device="auto",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_archetypes = n_archetypes
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.delta = delta
+        self.batch_size = batch_size
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the archetypes to ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, Tensor} of shape (n_samples, n_features)
+            Training data. A torch tensor is used where it lives with ``device="auto"``.
+        y : Ignored
+
+        Returns
+        -------
+        self : ArchetypalAnalysis
+        """
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit the archetypes and return the training samples' coefficients ``S``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, Tensor} of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_archetypes)
+        """
+        return self.fit(X).coefficients_.copy()
+
+    def _fit(self, X):
+        X = self._validate(X, reset=True)
+        if self.n_archetypes > X.shape[0]:
+            raise ValueError(
+                f"n_archetypes={self.n_archetypes} must be at most the number of samples, "
+                f"but X has n_samples={X.shape[0]}; lower n_archetypes or pass more samples."
+            )
+        initial_archetypes = self._initial_archetypes()
+        device = resolve_device(self.device, X)
+        data = CentredRows(X, device, torch_dtype(X.dtype), block_size=self.batch_size)
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
+        if initial_archetypes is not None:
+            seeds = seeds[:1]
+        fits = self._run_starts(data, seeds, initial_archetypes)
+        best = min(fits, key=lambda fit: fit.sse)
+        self._store(data, best)
+
+    def _validate(self, X, reset: bool):
+        """Check ``X`` and return a 2-D float32/float64 numpy array, memmap or tensor."""
+        if is_tensor(X):
+            return self._validate_tensor(X, reset)
+        X = validate_data(
+            self, X, reset=reset, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
+            copy=False,
+        )
+        return X.toarray() if sp.issparse(X) else X
+
+    def _validate_tensor(self, X: torch.Tensor, reset: bool) -> torch.Tensor:
+        """The checks of ``validate_data`` for a tensor, without copying it off its device."""
+        if X.is_complex():
+            raise ValueError("Complex data not supported; pass the real part or the magnitude.")
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected a 2-D tensor (n_samples, n_features), got shape {tuple(X.shape)}; "
+                "reshape it, e.g. X.reshape(len(X), -1)."
+            )
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(
+                f"Found array with shape {tuple(X.shape)}; a minimum of 1 is required."
+            )
+        if X.dtype not in (torch.float32, torch.float64):
+            X = X.to(torch.float64)
+        if not bool(torch.isfinite(X).all()):
+            raise ValueError("Input X contains NaN or infinity; remove or impute those values.")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X
+
+    def _initial_archetypes(self):
+        """The ``init`` array checked against the data's shape, or None."""
+        if isinstance(self.init, str):
+            return None
+        init = np.asarray(self.init, dtype=np.float64)
+        expected = (self.n_archetypes, self.n_features_in_)
+        if init.shape != expected or not np.isfinite(init).all():
+            raise ValueError(
+                f"init must be a finite array of shape (n_archetypes, n_features) = {expected}, "
+                f"got shape {init.shape}; or pass one of {sorted(INITIALISATIONS)}."
+            )
+        return init
+
+    def _run_starts(self, data: CentredRows, seeds, initial_archetypes):
+        """Run every start, in threads sharing the torch threads when ``n_jobs`` asks."""
+        n_jobs = min(len(seeds), self.n_jobs or 1)
+        if n_jobs <= 1:
+            return [self._run_start(data, seed, initial_archetypes) for seed in seeds]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads // n_jobs))
+        try:
+            return Parallel(n_jobs=n_jobs, prefer="threads")(
+                delayed(self._run_start)(data, seed, initial_archetypes) for seed in seeds
+            )
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run_start(self, data: CentredRows, seed, initial_archetypes):
+        rng = np.random.RandomState(seed)
+        centred = None
+        if initial_archetypes is None:
+            rows = INITIALISATIONS[self.init](data, self.n_archetypes, rng)
+        else:
+            centred = as_tensor(initial_archetypes, data.device, data.dtype) - data.mean
+            distances = data.squared_norms[:, None] - 2 * data.matmul(centred.T)
+            rows = to_numpy(distances.argmin(dim=0))
+        fit = fit_archetypes(
+            data, rows, initial_archetypes=centred, delta=self.delta, max_iter=self.max_iter,
+            tol=self.tol, verbose=self.verbose,
+        )
+        if self.verbose:
+            print(f"[ArchetypalAnalysis] start with seed {seed}: EV "
+                  f"{1 - fit.sse / max(data.total_sum_of_squares, 1e-300):.6f} "
+                  f"after {fit.n_iter} iterations")
+        return fit
+
+    def _store(self, data: CentredRows, fit):
+        """Set the fitted attributes from the kept start, polishing ``S`` per row."""
+        if not fit.converged:
+            warnings.warn(
+                f"ArchetypalAnalysis did not converge in max_iter={self.max_iter} iterations; "
+                "increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        dtype = np.dtype(str(data.dtype).removeprefix("torch."))
+        self.mean_ = to_numpy(data.mean).astype(dtype)
+        self.archetypes_ = to_numpy(fit.archetypes + data.mean).astype(dtype)
+        self.components_ = self.archetypes_
+        coefficients = self._solve_coefficients(data, fit.archetypes, fit.coefficients)
+        self.coefficients_ = to_numpy(coefficients).astype(dtype)
+        sse = self._squared_error(data, coefficients, fit.archetypes)
+        total = data.total_sum_of_squares
+        if total == 0:
+            warnings.warn(
+                "X has zero variance (all samples are equal); every archetype is that sample.",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.explained_variance_ = 1.0 - sse / total if total > 0 else 1.0
+        self.reconstruction_err_ = float(np.sqrt(max(sse, 0.0)))
+        weights = sp.csr_array(
+            (to_numpy(fit.weights).ravel(),
+             (np.repeat(np.arange(self.n_archetypes), len(fit.working_set)),
+              np.tile(fit.working_set, self.n_archetypes))),
+            shape=(self.n_archetypes, data.shape[0]),
+        )
+        weights.eliminate_zeros()
+        self.archetype_weights_ = weights
+        self.loss_curve_ = np.asarray(fit.loss_curve)
+        self.n_iter_ = fit.n_iter
+
+    def _solve_coefficients(self, data: CentredRows, archetypes, start=None):
+        """Per-row exact simplex least squares of the centred data on centred archetypes."""
+        coefficients, converged = simplex_least_squares(
+            data.matmul(archetypes.T), archetypes @ archetypes.T, S=start,
+            max_iter=_TRANSFORM_MAX_ITER,
+        )
+        if not converged:
+            warnings.warn(
+                "Some samples' coefficients did not reach the tolerance in "
+                f"{_TRANSFORM_MAX_ITER} iterations (nearly collinear archetypes?).",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        return coefficients
+
+    @staticmethod
+    def _squared_error(data: CentredRows, coefficients, archetypes) -> float:
+        """``||X_c - S Z_c||^2`` without forming the reconstruction."""
+        cross = (data.matmul(archetypes.T).double() * coefficients.double()).sum()
+        gram = (archetypes @ archetypes.T).double()
+        quadratic = ((coefficients.double() @ gram) * coefficients.double()).sum()
+        return float(data.total_sum_of_squares - 2 * cross + quadratic)
+
+    def _fitted_data(self, X):
+        """Validate ``X`` for a fitted model and wrap it, centred on the training mean."""
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        device = resolve_device(self.device, X)
+        dtype = torch_dtype(X.dtype)
+        mean = as_tensor(self.mean_, device, dtype)
+        data = CentredRows(X, device, dtype, block_size=self.batch_size, mean=mean)
+        archetypes = as_tensor(self.archetypes_, device, dtype) - mean
+        return data, archetypes
+
+    def transform(self, X):
+        """Each sample's convex weights on the archetypes.
+
+        Solves ``min_s ||x - Z^T s||^2`` over the simplex for every row to convergence;
+        a row's result does not depend on the other rows passed with it.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, Tensor} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_archetypes)
+        """
+        data, archetypes = self._fitted_data(X)
+        return to_numpy(self._solve_coefficients(data, archetypes))
+
+    def inverse_transform(self, X):
+        """Samples from their weights on the archetypes: ``X @ archetypes_``.
+
+        Parameters
+        ----------
+        X : array-like or Tensor of shape (n_samples, n_archetypes)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        coefficients = np.asarray(to_numpy(X), dtype=self.archetypes_.dtype)
+        if coefficients.ndim != 2 or coefficients.shape[1] != self.n_archetypes:
+            raise ValueError(
+                f"Expected coefficients of shape (n_samples, {self.n_archetypes}), got "
+                f"{coefficients.shape}; pass the output of transform."
+            )
+        return coefficients @ self.archetypes_
+
+    def score(self, X, y=None):
+        """Centred explained variance of ``X`` by its projection on the archetypes.
+
+        ``1 - ||X - S Z||^2 / ||X - mean_||^2`` with ``S = transform(X)`` and ``mean_`` the
+        training mean: 1 is a perfect reconstruction, 0 is no better than the mean.
+        Greater is better. On the training data it equals ``explained_variance_``; it
+        grows with ``n_archetypes`` (more archetypes never reconstruct worse), so to
+        choose ``n_archetypes`` look for an elbow and for stability across seeds
+        (see :func:`skarchetype.inspection.select_n_archetypes`), not for the maximum.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, Tensor} of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        float
+        """
+        data, archetypes = self._fitted_data(X)
+        coefficients = self._solve_coefficients(data, archetypes)
+        total = data.total_sum_of_squares
+        sse = self._squared_error(data, coefficients, archetypes)
+        return 1.0 - sse / total if total > 0 else float(sse == 0)
+
+    @property
+    def _n_features_out(self):
+        return self.n_archetypes
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
 
-def archetypal_analysis():  # replaced shortly
-    pass
+def archetypal_analysis(X, n_archetypes=4, **params):
+    """Archetypal analysis of ``X``, as arrays in and arrays out.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix, Tensor} of shape (n_samples, n_features)
+    n_archetypes : int, default=4
+    **params
+        Any other parameter of :class:`ArchetypalAnalysis`.
+
+    Returns
+    -------
+    archetypes : ndarray of shape (n_archetypes, n_features)
+        ``Z = C X``.
+    coefficients : ndarray of shape (n_samples, n_archetypes)
+        ``S``, with ``X ≈ S Z``.
+    archetype_weights : scipy.sparse.csr_array of shape (n_archetypes, n_samples)
+        ``C``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skarchetype import archetypal_analysis
+    >>> X = np.random.default_rng(0).normal(size=(200, 3))
+    >>> Z, S, C = archetypal_analysis(X, 4, random_state=0)
+    >>> Z.shape, S.shape, C.shape
+    ((4, 3), (200, 4), (4, 200))
+    """
+    model = ArchetypalAnalysis(n_archetypes, **params).fit(X)
+    return model.archetypes_, model.coefficients_, model.archetype_weights_

@@ -7,6 +7,7 @@ and hands plain tensors to its numerics.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -72,7 +73,10 @@ def as_tensor(X, device, dtype=None) -> torch.Tensor:
         becomes float64).
     """
     if not is_tensor(X):
-        X = torch.from_numpy(np.ascontiguousarray(X))
+        with warnings.catch_warnings():
+            # Read-only arrays (memory maps) are only ever read here, never written.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            X = torch.from_numpy(np.ascontiguousarray(X))
     dtype = torch_dtype(X.dtype) if dtype is None else dtype
     return X.to(device=device, dtype=dtype)
 
@@ -138,4 +142,5 @@ def map_batches(
             batch = batch.to(device=device, dtype=dtype if dtype is not None else batch.dtype)
             yield rows, function(batch)
             if verbose:
-                print(f"[skarchetype] {description}: {index + 1}/{len(slices)} ({rows.stop}/{n} rows)")
+                print(f"[skarchetype] {description}: {index + 1}/{len(slices)} "
+                      f"({rows.stop}/{n} rows)")

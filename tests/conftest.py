@@ -1,5 +1,11 @@
 """Shared fixtures and markers."""
 
+import os
+
+# scikit-learn's array API check runs only when SciPy's array API support is switched on,
+# which must happen before SciPy is first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import numpy as np
 import pytest
 import torch

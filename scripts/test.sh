@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: sets up .venv (the CPU build of torch first, so that pip
+# never pulls the CUDA packages) with the test extras, then runs the whole test suite.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -c "import torch" 2>/dev/null || python -m pip install -q torch==2.13.0
+python -m pip install -q -e ".[tests]"
+python -m pytest "$@"

@@ -1,0 +1,421 @@
+"""TorchLayerFeatures: the activations of chosen layers of a torch module, as a feature matrix."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Callable
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, _clone_parametrized, _fit_context
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    _check_n_features,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._torch import (
+    evaluation_mode,
+    is_tensor,
+    map_batches,
+    numpy_dtype,
+    resolve_device,
+    to_numpy,
+    torch_dtype,
+)
+
+_POOLINGS = ("auto", "avg", "max", "flatten", "cls", "mean")
+
+
+class _PoolingError(ValueError):
+    """A layer's output does not suit the pooling asked for it."""
+
+
+class _StopForward(BaseException):
+    """Raised by the last hook: every requested layer is recorded, the rest of the network
+    would be computed for nothing. Not an Exception, so a module's own ``except Exception``
+    does not swallow it."""
+
+
+class _SharedReference:
+    """Wraps an object so that :func:`sklearn.base.clone` hands back the object itself."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __sklearn_clone__(self):
+        return self.value
+
+
+def _unwrap(output):
+    """A layer's output tensor: element 0 of a tuple or list (as transformer blocks return)."""
+    while isinstance(output, (tuple, list)):
+        output = output[0]
+    if not is_tensor(output):
+        raise _PoolingError(f"its output is a {type(output).__name__}, not a tensor")
+    return output
+
+
+def _pool(output: torch.Tensor, pooling) -> torch.Tensor:
+    """Reduce one layer's output ``(n, ...)`` to a matrix ``(n, n_features)``."""
+    if callable(pooling):
+        return pooling(output).reshape(len(output), -1)
+    if pooling == "auto":
+        pooling = {1: "flatten", 2: "flatten", 3: "cls"}.get(output.ndim, "avg")
+    if pooling == "flatten":
+        return output.reshape(len(output), -1)
+    if pooling in ("avg", "max"):
+        if output.ndim < 3:
+            raise _PoolingError(
+                f"pooling={pooling!r} reduces the spatial axes of an (n, channels, *spatial) "
+                f"map, but the output has shape {tuple(output.shape)}; use 'flatten' or 'auto'"
+            )
+        spatial = tuple(range(2, output.ndim))
+        return output.mean(dim=spatial) if pooling == "avg" else output.amax(dim=spatial)
+    if output.ndim != 3:
+        raise _PoolingError(
+            f"pooling={pooling!r} expects a token sequence (n, tokens, dim), but the output "
+            f"has shape {tuple(output.shape)}; use 'avg', 'flatten' or 'auto'"
+        )
+    return output[:, 0] if pooling == "cls" else output.mean(dim=1)
+
+
+class _LayerRecorder:
+    """Forward hooks that pool the outputs of ``layers`` of ``module`` during one forward pass.
+
+    Use as a context manager: the hooks are removed on exit, even when the body raises.
+    A layer called several times in one pass contributes its first call.
+    """
+
+    def __init__(self, module: torch.nn.Module, layers: tuple[str, ...], poolings: dict):
+        self.module = module
+        self.layers = layers
+        self.poolings = poolings
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self._handles = []
+
+    def __enter__(self):
+        try:
+            for layer in self.layers:
+                hook = self._hook(layer)
+                self._handles.append(self.module.get_submodule(layer).register_forward_hook(hook))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, layer: str):
+        def record(submodule, inputs, output):
+            if layer in self.outputs:
+                return
+            try:
+                output = _unwrap(output)
+                self.outputs[layer] = _pool(output, self.poolings[layer])
+            except _PoolingError as error:
+                raise _PoolingError(f"Layer {layer!r}: {error}.") from None
+            self.shapes[layer] = tuple(output.shape[1:])
+            if len(self.outputs) == len(self.layers):
+                raise _StopForward
+
+        return record
+
+    def record(self, batch: torch.Tensor) -> list[torch.Tensor]:
+        """Run ``module`` on ``batch``; the pooled outputs of the layers, in their order."""
+        if not torch.isfinite(batch).all():
+            raise ValueError("Input X contains NaN or infinity; remove or impute those values.")
+        self.outputs.clear()
+        try:
+            self.module(batch)
+        except _StopForward:
+            pass
+        except _PoolingError as error:
+            raise ValueError(str(error)) from None
+        except Exception as error:
+            raise ValueError(
+                f"The module failed on an input batch of shape {tuple(batch.shape)} while "
+                f"extracting layers {list(self.layers)}: {error}"
+            ) from error
+        missing = [layer for layer in self.layers if layer not in self.outputs]
+        if missing:
+            raise ValueError(
+                f"Layer(s) {missing} were never reached by the forward pass on an input batch of "
+                f"shape {tuple(batch.shape)}; choose layers that module.forward calls."
+            )
+        return [self.outputs[layer] for layer in self.layers]
+
+
+class TorchLayerFeatures(TransformerMixin, BaseEstimator):
+    """The activations of chosen layers of a torch module, as a feature matrix.
+
+    All layers come from one forward pass per batch, through forward hooks that are removed
+    again when the pass ends. The module runs in eval mode under :func:`torch.inference_mode`
+    and gets its previous train/eval state back afterwards, even when the pass raises.
+    Nothing is trained: ``fit`` checks the layer names and records each layer's output shape.
+
+    Cloning (as :class:`~sklearn.model_selection.GridSearchCV` does for every candidate and
+    fold) shares the module instead of copying it.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The trained network. It is used as is; an explicit ``device`` moves it there.
+    layers : str or tuple of str
+        Names from ``module.named_modules()`` (dotted paths such as ``"blocks.3"``; ``""``
+        is the whole module). Output columns follow this order.
+    pooling : {"auto", "avg", "max", "flatten", "cls", "mean"}, callable or dict, \
+            default="auto"
+        How a layer's output becomes one row per sample:
+
+        - ``"auto"``: ``"avg"`` for maps with 2 or more spatial axes ``(n, c, h, w, ...)``,
+          ``"cls"`` for token sequences ``(n, tokens, dim)``, 2-D outputs as they are;
+        - ``"avg"`` / ``"max"``: global average / maximum over the spatial axes
+          of ``(n, channels, *spatial)``;
+        - ``"cls"``: the first token of ``(n, tokens, dim)``; ``"mean"``: the mean over tokens;
+        - ``"flatten"``: every value;
+        - a callable ``f(output) -> Tensor (n, ...)``, flattened after it;
+        - a dict ``{layer: pooling}``; layers it does not name use ``"auto"``.
+
+        Tuple outputs (as transformer blocks return) give their first element.
+    batch_size : int, default=256
+        Samples per forward pass.
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
+        ``"auto"`` runs where the module's parameters are.
+    dtype : {"float32", "float64"}, default="float32"
+        Floating type of the inputs fed to the module and of the returned features.
+    verbose : int, default=0
+        Print progress per batch when positive.
+
+    Attributes
+    ----------
+    layer_slices_ : dict of str to slice
+        The columns of each layer in the output.
+    layer_output_shapes_ : dict of str to tuple of int
+        Each layer's output shape for one sample, before pooling.
+    n_features_in_ : int
+        Size of the input's second axis.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the input columns, when ``X`` had string column names.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skarchetype import TorchLayerFeatures
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> X = torch.randn(10, 4)
+    >>> features = TorchLayerFeatures(net, layers=("1", "2")).fit(X)
+    >>> features.transform(X).shape
+    (10, 10)
+    >>> features.layer_slices_["2"]
+    slice(8, 10, None)
+    """
+
+    _parameter_constraints: dict = {
+        "module": [torch.nn.Module],
+        "layers": [str, tuple, list],
+        "pooling": [StrOptions(set(_POOLINGS)), callable, dict],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "dtype": [
+            StrOptions({"float32", "float64"}),
+            Options(type, {np.float32, np.float64}),
+            Options(torch.dtype, {torch.float32, torch.float64}),
+        ],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        layers: str | tuple[str, ...],
+        *,
+        pooling: str | Callable | dict = "auto",
+        batch_size: int = 256,
+        device: str | torch.device = "auto",
+        dtype="float32",
+        verbose: int = 0,
+    ):
+        self.module = module
+        self.layers = layers
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+
+    def __sklearn_clone__(self):
+        # sklearn's clone deep-copies every parameter that is not an estimator: a network
+        # would be copied for each candidate and fold. Share it instead, clone the rest.
+        proxy = copy.copy(self)
+        proxy.module = _SharedReference(self.module)
+        return _clone_parametrized(proxy)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = [numpy_dtype(self.dtype).name]
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the layers and record their output shapes on the first sample of ``X``.
+
+        Parameters
+        ----------
+        X : ndarray or Tensor of shape (n_samples, ...)
+            Inputs of the module.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : TorchLayerFeatures
+        """
+        X = self._validate_input(X, reset=True)
+        recorder = self._run(X[:1], batch_size=1)
+        widths = [recorder.outputs[layer].shape[1] for layer in recorder.layers]
+        stops = np.cumsum(widths).tolist()
+        self.layer_slices_ = {
+            layer: slice(stop - width, stop)
+            for layer, width, stop in zip(recorder.layers, widths, stops, strict=True)
+        }
+        self.layer_output_shapes_ = dict(recorder.shapes)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """The pooled activations of the layers.
+
+        Parameters
+        ----------
+        X : ndarray or Tensor of shape (n_samples, ...)
+            Inputs of the module. Read-only memory maps are read one batch at a time.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out)
+            Columns ``layer_slices_[layer]`` hold ``layer``'s features.
+        """
+        check_is_fitted(self)
+        X = self._validate_input(X, reset=False)
+        n_features_out = next(reversed(self.layer_slices_.values())).stop
+        features = np.empty((len(X), n_features_out), dtype=numpy_dtype(self.dtype))
+        self._run(X, batch_size=self.batch_size, out=features)
+        return features
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Output column names ``"<layer>__<index>"``, e.g. ``"blocks.3__0"``.
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            Only checked against the input seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of str objects
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
+        names = [
+            f"{layer}__{index}"
+            for layer, columns in self.layer_slices_.items()
+            for index in range(columns.stop - columns.start)
+        ]
+        return np.asarray(names, dtype=object)
+
+    def _validate_input(self, X, *, reset: bool):
+        """Check ``X`` without copying it: tensors stay where they are, memory maps on disk."""
+        if not is_tensor(X):
+            # finiteness is checked per batch in transform, so memory maps are read once
+            return validate_data(
+                self, X, reset=reset, allow_nd=True, dtype="numeric", ensure_all_finite=reset
+            )
+        if X.ndim < 2 or len(X) == 0:
+            raise ValueError(
+                f"Expected X of shape (n_samples, ...) with at least 2 dimensions and one "
+                f"sample, got a tensor of shape {tuple(X.shape)}."
+            )
+        _check_n_features(self, X, reset=reset)
+        if reset and not torch.isfinite(X).all():
+            raise ValueError("Input X contains NaN or infinity; remove or impute those values.")
+        return X
+
+    def _layer_names(self) -> tuple[str, ...]:
+        layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
+        if not layers or not all(isinstance(layer, str) for layer in layers):
+            raise ValueError(
+                f"layers must be a name or a non-empty tuple of names from "
+                f"module.named_modules(), got {self.layers!r}."
+            )
+        if len(set(layers)) != len(layers):
+            raise ValueError(f"layers must not repeat a name, got {self.layers!r}.")
+        names = [name for name, _ in self.module.named_modules()]
+        for layer in layers:
+            if layer not in names:
+                nearest = difflib.get_close_matches(layer, names, n=5, cutoff=0.5) or names[:10]
+                raise ValueError(
+                    f"layers: {layer!r} is not a submodule of the module. Nearest valid names: "
+                    f"{nearest}; all names are listed by module.named_modules()."
+                )
+        return layers
+
+    def _poolings(self, layers: tuple[str, ...]) -> dict:
+        if not isinstance(self.pooling, dict):
+            return dict.fromkeys(layers, self.pooling)
+        unknown = set(self.pooling) - set(layers)
+        if unknown:
+            raise ValueError(
+                f"pooling names layers {sorted(unknown)} that are not in layers={layers!r}."
+            )
+        for layer, pooling in self.pooling.items():
+            if not (callable(pooling) or pooling in _POOLINGS):
+                raise ValueError(
+                    f"pooling[{layer!r}]={pooling!r} is not one of {_POOLINGS} or a callable."
+                )
+        return {layer: self.pooling.get(layer, "auto") for layer in layers}
+
+    def _resolve_device(self) -> torch.device:
+        reference = next(iter(self.module.parameters()), next(iter(self.module.buffers()), None))
+        device = resolve_device(self.device, data=reference)
+        if reference is not None and reference.device != device:
+            self.module.to(device)
+        return device
+
+    def _run(self, X, *, batch_size: int, out: np.ndarray | None = None) -> _LayerRecorder:
+        """Forward ``X`` in batches with the hooks on; write the features into ``out``."""
+        layers = self._layer_names()
+        recorder = _LayerRecorder(self.module, layers, self._poolings(layers))
+        batches = map_batches(
+            recorder.record,
+            X,
+            batch_size=batch_size,
+            device=self._resolve_device(),
+            dtype=torch_dtype(self.dtype),
+            verbose=self.verbose if out is not None else 0,
+            description=type(self).__name__,
+        )
+        with evaluation_mode(self.module), recorder:
+            for rows, pooled in batches:
+                if out is not None:
+                    self._check_widths(pooled, layers)
+                    out[rows] = to_numpy(torch.cat(pooled, dim=1))
+        return recorder
+
+    def _check_widths(self, pooled: list[torch.Tensor], layers: tuple[str, ...]) -> None:
+        for layer, features in zip(layers, pooled, strict=True):
+            columns = self.layer_slices_[layer]
+            if features.shape[1] != columns.stop - columns.start:
+                raise ValueError(
+                    f"Layer {layer!r} gives {features.shape[1]} features per sample, but "
+                    f"{columns.stop - columns.start} when fitted: the input's shape differs from "
+                    f"the one seen in fit ({self.layer_output_shapes_[layer]} at that layer)."
+                )

@@ -1,0 +1,15 @@
+"""The numerics of archetypal analysis, free of estimators: plain functions on tensors."""
+
+from ._alternating import ArchetypeFit, fit_archetypes
+from ._init import INITIALISATIONS
+from ._rows import CentredRows
+from ._simplex import project_simplex, simplex_least_squares
+
+__all__ = [
+    "INITIALISATIONS",
+    "ArchetypeFit",
+    "CentredRows",
+    "fit_archetypes",
+    "project_simplex",
+    "simplex_least_squares",
+]

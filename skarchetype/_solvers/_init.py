@@ -1,0 +1,81 @@
+"""Initial archetypes: data points chosen far apart (FurthestSum, AA++) or at random."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._rows import CentredRows
+from ._simplex import simplex_least_squares
+
+
+def _distances_to(data: CentredRows, index: int) -> torch.Tensor:
+    """Euclidean distances of every row of the data to row ``index``."""
+    point = data.rows([index])[0]
+    squared = data.squared_norms - 2 * data.matmul(point[:, None])[:, 0] + point @ point
+    return squared.clamp_min(0).sqrt()
+
+
+def furthest_sum(data: CentredRows, n_archetypes: int, rng, n_refinements: int = 10):
+    """FurthestSum (Mørup & Hansen 2012): points with the largest summed distances.
+
+    Starting from a random row, repeatedly add the row whose summed distance to the
+    rows chosen so far is largest. Then ``n_refinements`` times drop the oldest choice
+    and add the furthest row from the others, which removes the random start.
+
+    Returns
+    -------
+    ndarray of shape (n_archetypes,)
+        Row indices of the chosen points.
+    """
+    chosen = [int(rng.randint(data.shape[0]))]
+    distances = {chosen[0]: _distances_to(data, chosen[0])}
+    summed = distances[chosen[0]].double().clone()
+    for step in range(n_archetypes - 1 + n_refinements):
+        if step >= n_archetypes - 1:
+            summed -= distances.pop(chosen.pop(0)).double()
+        candidates = summed.clone()
+        candidates[chosen] = -np.inf
+        new = int(candidates.argmax())
+        chosen.append(new)
+        distances[new] = _distances_to(data, new)
+        summed += distances[new].double()
+    return np.array(chosen)
+
+
+def aa_plus_plus(data: CentredRows, n_archetypes: int, rng):
+    """AA++ (Mair & Sjölund 2023): sample points by their squared distance to the hull.
+
+    The first point is drawn uniformly; each next one with probability proportional to
+    its squared distance to the convex hull of the points chosen so far.
+
+    Returns
+    -------
+    ndarray of shape (n_archetypes,)
+    """
+    chosen = [int(rng.randint(data.shape[0]))]
+    for _ in range(n_archetypes - 1):
+        hull = data.rows(chosen)
+        cross, gram = data.matmul(hull.T), hull @ hull.T
+        coefficients, _ = simplex_least_squares(cross, gram, max_iter=200)
+        residual = (
+            data.squared_norms
+            - 2 * (cross * coefficients).sum(dim=1)
+            + ((coefficients @ gram) * coefficients).sum(dim=1)
+        )
+        probabilities = residual.double().clamp_min(0).cpu().numpy()
+        probabilities[chosen] = 0
+        if probabilities.sum() <= 0:
+            remaining = np.setdiff1d(np.arange(data.shape[0]), chosen)
+            chosen.append(int(rng.choice(remaining)))
+            continue
+        chosen.append(int(rng.choice(data.shape[0], p=probabilities / probabilities.sum())))
+    return np.array(chosen)
+
+
+def random_rows(data: CentredRows, n_archetypes: int, rng):
+    """Distinct rows drawn uniformly at random."""
+    return rng.choice(data.shape[0], size=n_archetypes, replace=False)
+
+
+INITIALISATIONS = {"furthest_sum": furthest_sum, "aa++": aa_plus_plus, "random": random_rows}

@@ -1,0 +1,87 @@
+"""Centred data matrices, held on the device or streamed from host memory in row blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._torch import as_tensor, batch_slices, is_tensor
+
+
+class CentredRows:
+    """The matrix ``X - mean(X)`` as the products an archetype solver needs.
+
+    The solvers touch the data only through :meth:`matmul`, :meth:`rmatmul` and
+    :meth:`rows`. When ``block_size`` is None the centred matrix is one tensor on the
+    device; otherwise rows are read ``block_size`` at a time from ``X`` (a numpy array
+    or a read-only memory map larger than memory) and centred on the fly, so no copy
+    of ``X`` is ever made.
+
+    Parameters
+    ----------
+    X : ndarray, memmap or Tensor of shape (n_samples, n_features)
+    device : torch.device
+    dtype : torch.dtype
+    block_size : int or None
+    mean : Tensor of shape (n_features,), optional
+        The centre to subtract; the column mean of ``X`` by default.
+    """
+
+    def __init__(self, X, device, dtype, block_size=None, mean=None):
+        self.shape = tuple(X.shape)
+        self.device, self.dtype = device, dtype
+        self._source = X
+        self._streamed = block_size is not None and block_size < self.shape[0]
+        self._block_size = block_size or self.shape[0]
+        self.mean = self._column_mean() if mean is None else mean.to(device, dtype)
+        if not self._streamed:
+            self._centred = as_tensor(X, device, dtype) - self.mean
+        self.squared_norms = self._row_squared_norms()
+        self.total_sum_of_squares = float(self.squared_norms.double().sum())
+
+    def _blocks(self):
+        """Yield ``(rows, centred block)`` over the whole matrix."""
+        if not self._streamed:
+            yield slice(0, self.shape[0]), self._centred
+            return
+        for rows in batch_slices(self.shape[0], self._block_size):
+            yield rows, self._read(rows) - self.mean
+
+    def _read(self, index) -> torch.Tensor:
+        block = self._source[index]
+        if not is_tensor(block):
+            block = np.asarray(block)
+        return as_tensor(block, self.device, self.dtype)
+
+    def _column_mean(self) -> torch.Tensor:
+        total = torch.zeros(self.shape[1], device=self.device, dtype=torch.float64)
+        for rows in batch_slices(self.shape[0], self._block_size):
+            total += self._read(rows).double().sum(dim=0)
+        return (total / self.shape[0]).to(self.dtype)
+
+    def _row_squared_norms(self) -> torch.Tensor:
+        norms = torch.empty(self.shape[0], device=self.device, dtype=self.dtype)
+        for rows, block in self._blocks():
+            norms[rows] = (block * block).sum(dim=1)
+        return norms
+
+    def matmul(self, A: torch.Tensor) -> torch.Tensor:
+        """``(X - mean) @ A`` for ``A`` of shape (n_features, q)."""
+        out = torch.empty(self.shape[0], A.shape[1], device=self.device, dtype=self.dtype)
+        for rows, block in self._blocks():
+            torch.matmul(block, A, out=out[rows])
+        return out
+
+    def rmatmul(self, A: torch.Tensor) -> torch.Tensor:
+        """``A @ (X - mean)`` for ``A`` of shape (q, n_samples)."""
+        out = torch.zeros(A.shape[0], self.shape[1], device=self.device, dtype=self.dtype)
+        for rows, block in self._blocks():
+            out += A[:, rows] @ block
+        return out
+
+    def rows(self, index) -> torch.Tensor:
+        """The centred rows at integer positions ``index``."""
+        if not self._streamed:
+            return self._centred[index]
+        order = np.asarray(index.cpu() if is_tensor(index) else index)
+        return self._read(np.sort(order))[np.argsort(np.argsort(order))] - self.mean

@@ -1,0 +1,332 @@
+"""ArchetypalAnalysis against independent references and data with known answers."""
+
+import itertools
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy.optimize import linear_sum_assignment
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skarchetype import ArchetypalAnalysis, archetypal_analysis
+from skarchetype.datasets import make_archetypal_data
+
+from conftest import requires_cuda
+
+
+
+def centred_ev(X, S, Z):
+    X = np.asarray(X, dtype=np.float64)
+    return 1 - ((X - S @ Z) ** 2).sum() / ((X - X.mean(0)) ** 2).sum()
+
+
+def py_pcha_ev(X, n_archetypes, seed):
+    """Centred EV of the reference PCHA implementation (py_pcha 0.1.3, float64)."""
+    py_pcha = pytest.importorskip("py_pcha")
+    np.mat = np.asmatrix  # noqa: NPY201 (py_pcha still calls np.mat, removed in NumPy 2)
+    np.random.seed(seed)  # noqa: NPY002 (py_pcha draws its start from the global generator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # py_pcha's np.matrix
+        XC, S, *_ = py_pcha.PCHA(np.asarray(X, dtype=np.float64).T, n_archetypes)
+    return centred_ev(X, np.asarray(S).T, np.asarray(XC).T)
+
+
+def recovery_error(true, estimated, X):
+    distances = np.linalg.norm(true[:, None] - estimated[None], axis=2)
+    rows, cols = linear_sum_assignment(distances)
+    return distances[rows, cols].mean() / np.sqrt(((X - X.mean(0)) ** 2).sum(1).mean())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits().data
+
+
+@pytest.fixture(scope="module")
+def synth():
+    """A shrunk ``synth20k`` of the benchmark protocol (Dirichlet(0.5), noise 0.05)."""
+    return make_archetypal_data(3000, 32, 6, concentration=0.5, noise=0.05, random_state=0)[0]
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """A shrunk ``planted`` set: the exact archetypes are rows of X."""
+    X, Z, _ = make_archetypal_data(
+        3000, 16, 5, concentration=0.1, noise=0.01, plant=True, random_state=0
+    )
+    return X, Z
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("data, n_archetypes", [("digits", 10), ("synth", 6), ("planted", 5)])
+def test_explained_variance_at_least_py_pcha(data, n_archetypes, seed, request):
+    X = request.getfixturevalue(data)
+    X = X[0] if isinstance(X, tuple) else X
+    aa = ArchetypalAnalysis(n_archetypes, random_state=seed).fit(X)
+    assert aa.explained_variance_ >= py_pcha_ev(X, n_archetypes, seed) - 1e-3
+
+
+def test_explained_variance_is_centred_and_matches_reconstruction(digits):
+    aa = ArchetypalAnalysis(6, random_state=0).fit(digits)
+    expected = centred_ev(digits, aa.coefficients_, aa.archetypes_)
+    assert aa.explained_variance_ == pytest.approx(expected, abs=1e-10)
+    assert aa.score(digits) == pytest.approx(expected, abs=1e-10)
+    assert aa.reconstruction_err_ == pytest.approx(
+        np.linalg.norm(digits - aa.coefficients_ @ aa.archetypes_), rel=1e-8
+    )
+
+
+def test_planted_archetypes_are_recovered(planted):
+    X, true = planted
+    aa = ArchetypalAnalysis(5, random_state=0).fit(X)
+    assert recovery_error(true, aa.archetypes_, X) < 0.05
+
+
+def test_archetypes_are_convex_combinations_of_samples(digits):
+    aa = ArchetypalAnalysis(5, random_state=0).fit(digits)
+    C = aa.archetype_weights_.toarray()
+    assert C.min() >= 0
+    np.testing.assert_allclose(C.sum(axis=1), 1, atol=1e-10)
+    np.testing.assert_allclose(C @ digits, aa.archetypes_, atol=1e-8)
+    assert aa.components_ is aa.archetypes_
+
+
+def test_coefficients_lie_on_the_simplex(digits):
+    S = ArchetypalAnalysis(5, random_state=0).fit_transform(digits)
+    assert S.min() >= 0
+    np.testing.assert_allclose(S.sum(axis=1), 1, atol=1e-10)
+
+
+def test_archetypes_move_with_a_translation(synth):
+    shift = np.linspace(-100, 100, synth.shape[1])
+    plain = ArchetypalAnalysis(6, random_state=0).fit(synth)
+    shifted = ArchetypalAnalysis(6, random_state=0).fit(synth + shift)
+    np.testing.assert_allclose(shifted.archetypes_, plain.archetypes_ + shift, atol=1e-6)
+
+
+def test_raw_scale_data_converge_like_standardised_data(digits):
+    raw = ArchetypalAnalysis(8, random_state=0).fit(digits)
+    scaled = ArchetypalAnalysis(8, random_state=0).fit(digits / 16.0)
+    assert raw.explained_variance_ == pytest.approx(scaled.explained_variance_, abs=1e-6)
+    assert raw.n_iter_ < raw.max_iter
+
+
+def test_same_random_state_gives_the_same_fit(synth):
+    first = ArchetypalAnalysis(6, init="aa++", random_state=3).fit(synth)
+    second = ArchetypalAnalysis(6, init="aa++", random_state=3).fit(synth)
+    np.testing.assert_array_equal(first.archetypes_, second.archetypes_)
+
+
+@pytest.mark.parametrize("init", ["furthest_sum", "aa++", "random"])
+def test_every_initialisation_reaches_the_optimum(synth, init):
+    reference = py_pcha_ev(synth, 6, 0)
+    aa = ArchetypalAnalysis(6, init=init, n_init=3, random_state=0).fit(synth)
+    assert aa.explained_variance_ >= reference - 1e-3
+
+
+def test_initial_archetypes_given_as_an_array(planted):
+    X, true = planted
+    start = true + 0.05 * np.random.default_rng(0).normal(size=true.shape)
+    aa = ArchetypalAnalysis(5, init=start).fit(X)
+    assert recovery_error(true, aa.archetypes_, X) < 0.05
+
+
+def test_best_of_several_starts_is_kept(digits):
+    single = [ArchetypalAnalysis(8, random_state=s).fit(digits).reconstruction_err_
+              for s in range(3)]
+    several = ArchetypalAnalysis(8, n_init=3, n_jobs=2, random_state=0).fit(digits)
+    assert several.reconstruction_err_ <= max(single) + 1e-9
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_preserved_and_float32_reaches_the_optimum(synth, dtype):
+    aa = ArchetypalAnalysis(6, random_state=0).fit(synth.astype(dtype))
+    assert aa.archetypes_.dtype == dtype
+    assert aa.transform(synth.astype(dtype)).dtype == dtype
+    assert aa.explained_variance_ >= py_pcha_ev(synth, 6, 0) - 1e-3
+
+
+def test_torch_tensor_input_gives_the_numpy_result(synth):
+    from_numpy = ArchetypalAnalysis(6, random_state=0).fit(synth)
+    from_tensor = ArchetypalAnalysis(6, random_state=0).fit(torch.from_numpy(synth))
+    np.testing.assert_allclose(from_tensor.archetypes_, from_numpy.archetypes_, atol=1e-8)
+    assert isinstance(from_tensor.transform(torch.from_numpy(synth[:5])), np.ndarray)
+
+
+def test_streamed_memory_map_gives_the_in_memory_result(synth, tmp_path):
+    path = tmp_path / "X.npy"
+    np.save(path, synth)
+    mapped = np.load(path, mmap_mode="r")
+    in_memory = ArchetypalAnalysis(6, random_state=0).fit(synth)
+    streamed = ArchetypalAnalysis(6, batch_size=700, random_state=0).fit(mapped)
+    np.testing.assert_allclose(streamed.archetypes_, in_memory.archetypes_, atol=1e-6)
+    np.testing.assert_allclose(streamed.transform(mapped[:10]), in_memory.transform(synth[:10]),
+                               atol=1e-6)
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_and_cpu_agree(synth, dtype):
+    X = torch.from_numpy(synth).to(dtype)
+    cpu = ArchetypalAnalysis(6, random_state=0, device="cpu").fit(X)
+    cuda = ArchetypalAnalysis(6, random_state=0).fit(X.cuda())
+    assert cuda.explained_variance_ == pytest.approx(cpu.explained_variance_, abs=1e-4)
+    assert recovery_error(cpu.archetypes_, cuda.archetypes_, synth) < 1e-2
+
+
+def test_transform_is_row_independent(digits):
+    aa = ArchetypalAnalysis(8, random_state=0).fit(digits)
+    together = aa.transform(digits[:200])
+    alone = np.vstack([aa.transform(digits[i : i + 1]) for i in range(0, 200, 17)])
+    np.testing.assert_allclose(alone, together[::17], atol=1e-9)
+
+
+def brute_force_simplex_least_squares(x, Z):
+    """The exact optimum of ``min ||x - Z^T s||`` on the simplex, by trying every support."""
+    best, best_error = None, np.inf
+    for size in range(1, len(Z) + 1):
+        for support in itertools.combinations(range(len(Z)), size):
+            Zs = Z[list(support)]
+            # KKT system of the equality-constrained least squares on this support
+            kkt = np.block([[Zs @ Zs.T, np.ones((size, 1))], [np.ones((1, size)), 0]])
+            solution = np.linalg.lstsq(kkt, np.append(Zs @ x, 1), rcond=None)[0][:size]
+            if solution.min() < 0:
+                continue
+            error = ((x - solution @ Zs) ** 2).sum()
+            if error < best_error:
+                best, best_error = np.zeros(len(Z)), error
+                best[list(support)] = solution
+    return best
+
+
+def test_transform_matches_a_brute_force_solver(digits):
+    aa = ArchetypalAnalysis(4, random_state=0).fit(digits)
+    expected = [brute_force_simplex_least_squares(x, aa.archetypes_) for x in digits[:20]]
+    np.testing.assert_allclose(aa.transform(digits[:20]), expected, atol=1e-7)
+
+
+def test_inverse_transform_reconstructs_from_coefficients(digits):
+    aa = ArchetypalAnalysis(5, random_state=0).fit(digits)
+    np.testing.assert_allclose(aa.inverse_transform(aa.coefficients_),
+                               aa.coefficients_ @ aa.archetypes_)
+
+
+def test_score_grows_with_the_number_of_archetypes(digits):
+    scores = [ArchetypalAnalysis(k, random_state=0).fit(digits).score(digits) for k in (2, 4, 8)]
+    assert scores[0] < scores[1] < scores[2] <= 1
+
+
+def test_relaxed_weights_sum_within_delta(synth):
+    aa = ArchetypalAnalysis(6, delta=0.1, random_state=0).fit(synth)
+    sums = aa.archetype_weights_.toarray().sum(axis=1)
+    assert np.all((sums >= 0.9 - 1e-9) & (sums <= 1.1 + 1e-9))
+    assert aa.explained_variance_ >= ArchetypalAnalysis(6, random_state=0).fit(
+        synth).explained_variance_ - 1e-3
+
+
+def test_hitting_max_iter_warns(digits):
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        ArchetypalAnalysis(8, max_iter=2, random_state=0).fit(digits)
+
+
+def test_sparse_input_gives_the_dense_result(digits):
+    dense = ArchetypalAnalysis(5, random_state=0).fit(digits)
+    sparse = ArchetypalAnalysis(5, random_state=0).fit(sp.csr_matrix(digits))
+    np.testing.assert_allclose(sparse.archetypes_, dense.archetypes_)
+
+
+def test_constant_data_warns_and_reconstructs_exactly():
+    X = np.ones((20, 3))
+    with pytest.warns(UserWarning, match="zero variance"):
+        aa = ArchetypalAnalysis(3, random_state=0).fit(X)
+    np.testing.assert_allclose(aa.inverse_transform(aa.transform(X)), X)
+    assert aa.explained_variance_ == 1.0
+
+
+def test_duplicated_rows_work():
+    X = np.repeat(np.eye(3), 10, axis=0)
+    aa = ArchetypalAnalysis(3, random_state=0).fit(X)
+    order = np.argsort(aa.archetypes_.argmax(axis=1))
+    np.testing.assert_allclose(aa.archetypes_[order], np.eye(3), atol=1e-8)
+    assert aa.explained_variance_ == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        (np.array([[1.0, np.nan], [2.0, 3.0], [0.0, 1.0]]), "NaN"),
+        (np.array([[1.0, np.inf], [2.0, 3.0], [0.0, 1.0]]), "infinity"),
+        (np.zeros((0, 3)), "0 sample"),
+        (np.ones((3, 2)) * 1j, "Complex"),
+        (torch.tensor([[1.0, float("nan")], [2.0, 3.0], [0.0, 1.0]]), "NaN"),
+        (torch.ones(3, 2) * 1j, "Complex"),
+        (torch.ones(3, 2, 2), "2-D"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_clear_message(X, message):
+    with pytest.raises(ValueError, match=message):
+        ArchetypalAnalysis(2).fit(X)
+
+
+@pytest.mark.parametrize("n_archetypes, message", [(0, "n_archetypes"), (11, "n_samples=10")])
+def test_impossible_number_of_archetypes_is_rejected(n_archetypes, message):
+    with pytest.raises(ValueError, match=message):
+        ArchetypalAnalysis(n_archetypes).fit(np.random.default_rng(0).normal(size=(10, 3)))
+
+
+def test_transform_rejects_a_wrong_number_of_features(digits):
+    aa = ArchetypalAnalysis(3, random_state=0).fit(digits)
+    with pytest.raises(ValueError, match="64 features"):
+        aa.transform(digits[:, :10])
+    with pytest.raises(ValueError, match="64 features"):
+        aa.transform(torch.from_numpy(digits[:, :10]))
+
+
+def test_initial_array_of_the_wrong_shape_is_rejected(digits):
+    with pytest.raises(ValueError, match="init must be"):
+        ArchetypalAnalysis(3, init=np.zeros((2, 64))).fit(digits)
+
+
+def test_pipeline_grid_search_clone_and_pickle(digits):
+    y = load_digits().target
+    pipe = make_pipeline(StandardScaler(), ArchetypalAnalysis(random_state=0))
+    search = GridSearchCV(pipe, {"archetypalanalysis__n_archetypes": [2, 4]}, cv=2)
+    search.fit(digits[:300], y[:300])
+    assert search.best_params_["archetypalanalysis__n_archetypes"] == 4
+    fitted = search.best_estimator_[-1]
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.archetypes_, fitted.archetypes_)
+    assert clone(fitted).get_params() == fitted.get_params()
+
+
+def test_pandas_output_and_feature_names(digits):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(digits, columns=[f"pixel{i}" for i in range(64)])
+    aa = ArchetypalAnalysis(3, random_state=0).set_output(transform="pandas").fit(frame)
+    out = aa.transform(frame)
+    assert list(out.columns) == ["archetypalanalysis0", "archetypalanalysis1",
+                                 "archetypalanalysis2"]
+    assert list(aa.feature_names_in_) == list(frame.columns)
+
+
+def test_function_returns_the_estimator_results(digits):
+    Z, S, C = archetypal_analysis(digits, 4, random_state=0)
+    aa = ArchetypalAnalysis(4, random_state=0).fit(digits)
+    np.testing.assert_array_equal(Z, aa.archetypes_)
+    np.testing.assert_array_equal(S, aa.coefficients_)
+    assert (C != aa.archetype_weights_).nnz == 0
+
+
+def test_verbose_reports_progress(digits, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ArchetypalAnalysis(4, verbose=2, max_iter=3, random_state=0).fit(digits)
+    assert "iteration 3" in capsys.readouterr().out

@@ -1,0 +1,241 @@
+"""skarchetype.inspection: stability, choice of K, independence, interpretation, explanation."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sklearn.metrics import normalized_mutual_info_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skarchetype import ArchetypalAnalysis
+from skarchetype.datasets import make_archetypal_data
+from skarchetype.inspection import (
+    archetype_purity,
+    class_composition,
+    dataset_independence,
+    elbow,
+    explain_sample,
+    generating_samples,
+    match_archetypes,
+    nearest_samples,
+    seed_stability,
+    select_n_archetypes,
+    selection_from_search,
+    soft_nmi,
+)
+
+
+def one_hot(labels, n_classes):
+    return np.eye(n_classes)[labels]
+
+
+@pytest.fixture
+def planted():
+    X, archetypes, _ = make_archetypal_data(
+        150, 6, 3, concentration=0.2, noise=0.01, plant=True, random_state=0
+    )
+    return X, archetypes
+
+
+# soft NMI
+
+
+def test_soft_nmi_of_identical_coefficients_is_one(rng):
+    coefficients = rng.dirichlet(np.full(4, 0.3), size=200)
+    assert soft_nmi(coefficients, coefficients) == pytest.approx(1.0)
+
+
+def test_soft_nmi_ignores_the_order_of_archetypes(rng):
+    coefficients = rng.dirichlet(np.full(4, 0.3), size=200)
+    assert soft_nmi(coefficients, coefficients[:, [2, 0, 3, 1]]) == pytest.approx(1.0)
+
+
+def test_soft_nmi_of_independent_assignments_is_near_zero(rng):
+    first = one_hot(rng.integers(0, 4, size=5000), 4)
+    second = one_hot(rng.integers(0, 4, size=5000), 4)
+    assert abs(soft_nmi(first, second)) < 0.01
+
+
+def test_soft_nmi_of_hard_assignments_is_the_arithmetic_nmi(rng):
+    first, second = rng.integers(0, 3, size=300), rng.integers(0, 5, size=300)
+    second[:200] = first[:200]
+    expected = normalized_mutual_info_score(first, second, average_method="arithmetic")
+    assert soft_nmi(one_hot(first, 3), one_hot(second, 5)) == pytest.approx(expected)
+
+
+def test_soft_nmi_handles_unused_archetypes_and_different_k(rng):
+    labels = rng.integers(0, 3, size=100)
+    with_unused = one_hot(labels, 4)
+    assert soft_nmi(with_unused, one_hot(labels, 3)) == pytest.approx(1.0)
+
+
+def test_soft_nmi_is_nan_without_information():
+    single = np.ones((10, 1))
+    assert np.isnan(soft_nmi(single, single))
+
+
+def test_soft_nmi_refuses_different_samples(rng):
+    with pytest.raises(ValueError, match="same samples, got 5 and 6 rows"):
+        soft_nmi(np.ones((5, 2)), np.ones((6, 2)))
+
+
+def test_soft_nmi_refuses_negative_coefficients():
+    with pytest.raises(ValueError, match="non-negative"):
+        soft_nmi(-np.ones((5, 2)), np.ones((5, 2)))
+
+
+# matching
+
+
+def test_matching_recovers_a_permutation(rng):
+    archetypes = rng.normal(size=(5, 10))
+    permutation = np.array([3, 0, 4, 1, 2])
+    noisy = archetypes[permutation] + 0.01 * rng.normal(size=(5, 10))
+    matching = match_archetypes(archetypes, noisy)
+    np.testing.assert_array_equal(permutation[matching.indices_b], matching.indices_a)
+    assert matching.mean_cosine > 0.99
+
+
+def test_matching_pairs_the_smaller_set(rng):
+    matching = match_archetypes(rng.normal(size=(3, 4)), rng.normal(size=(5, 4)))
+    assert len(matching.indices_a) == len(matching.cosine) == 3
+
+
+def test_matching_refuses_different_feature_spaces(rng):
+    with pytest.raises(ValueError, match="same n_features"):
+        match_archetypes(rng.normal(size=(3, 4)), rng.normal(size=(3, 5)))
+
+
+# elbow and K selection
+
+
+def test_elbow_finds_the_bend_of_a_saturating_curve():
+    assert elbow([1, 2, 3, 4, 5, 6], [0.0, 0.5, 0.9, 0.95, 0.97, 0.98]) == 3
+
+
+def test_elbow_of_a_flat_curve_is_the_first_candidate():
+    assert elbow([2, 3, 4], [0.5, 0.5, 0.5]) == 2
+
+
+def test_selection_from_search_keeps_the_best_score_per_k():
+    results = {
+        "param_aa__n_archetypes": np.ma.array([2, 2, 4, 4, 6, 6]),
+        "mean_test_score": np.array([0.1, 0.3, 0.7, 0.6, 0.8, 0.75]),
+        "std_test_score": np.array([0.0, 0.01, 0.02, 0.03, 0.04, 0.05]),
+    }
+    selection = selection_from_search(SimpleNamespace(cv_results_=results))
+    np.testing.assert_array_equal(selection.n_archetypes, [2, 4, 6])
+    np.testing.assert_allclose(selection.mean_score, [0.3, 0.7, 0.8])
+    np.testing.assert_allclose(selection.std_score, [0.01, 0.02, 0.04])
+    assert selection.best_n_archetypes == 4
+
+
+def test_selection_from_search_names_the_available_parameters():
+    results = {"param_n_archetypes": np.array([2]), "mean_test_score": np.array([0.1])}
+    with pytest.raises(ValueError, match=r"\['n_archetypes'\]"):
+        selection_from_search(SimpleNamespace(cv_results_=results))
+
+
+def test_selection_sweep_reports_rising_ev_and_picks_the_planted_k(planted):
+    X, _ = planted
+    selection = select_n_archetypes(
+        X, [2, 3, 4, 5], n_seeds=2, random_state=0, n_jobs=2,
+        estimator=ArchetypalAnalysis(max_iter=200),
+    )
+    assert selection.explained_variance.shape == (4, 2)
+    assert np.all(np.diff(selection.mean_explained_variance) > -1e-3)
+    assert selection.best_n_archetypes == 3
+    assert selection.stability[1] > 0.9
+
+
+def test_selection_from_a_grid_search_over_a_pipeline(planted):
+    from sklearn.model_selection import GridSearchCV
+
+    X, _ = planted
+    pipe = make_pipeline(StandardScaler(), ArchetypalAnalysis(random_state=0, max_iter=100))
+    search = GridSearchCV(pipe, {"archetypalanalysis__n_archetypes": [2, 3, 4, 5]}, cv=2)
+    selection = selection_from_search(search.fit(X), "archetypalanalysis__n_archetypes")
+    assert selection.best_n_archetypes == 3
+
+
+# stability across seeds and data sets
+
+
+def test_seeds_agree_on_planted_archetypes(planted):
+    X, _ = planted
+    models = [ArchetypalAnalysis(3, random_state=seed, max_iter=200).fit(X) for seed in range(3)]
+    stability = seed_stability(models)
+    assert stability.nmi.shape == stability.cosine.shape == (3,)
+    assert stability.mean_nmi > 0.9 and stability.mean_cosine > 0.99
+
+
+def test_archetypes_of_one_half_describe_the_other(planted):
+    X, _ = planted
+    result = dataset_independence(X[::2], X[1::2], ArchetypalAnalysis(3, random_state=0))
+    assert result.explained_variance_ratio == pytest.approx(1.0, abs=0.02)
+    assert result.nmi > 0.9
+    assert result.matching.mean_cosine > 0.99
+
+
+# interpretation
+
+
+def test_generating_samples_are_the_largest_weights():
+    weights = np.array([[0.0, 0.7, 0.0, 0.3], [0.5, 0.0, 0.5, 0.0]])
+    indices, values = generating_samples(weights, n_samples=2)
+    np.testing.assert_array_equal(indices, [[1, 3], [0, 2]])
+    np.testing.assert_allclose(values, [[0.7, 0.3], [0.5, 0.5]])
+
+
+def test_nearest_samples_are_the_largest_coefficients():
+    coefficients = np.array([[0.9, 0.1], [0.2, 0.8], [1.0, 0.0], [0.5, 0.5]])
+    indices, values = nearest_samples(coefficients, n_samples=2)
+    np.testing.assert_array_equal(indices, [[2, 0], [1, 3]])
+    np.testing.assert_allclose(values, [[1.0, 0.9], [0.8, 0.5]])
+
+
+def test_nearest_samples_refuses_too_many():
+    with pytest.raises(ValueError, match="n_samples must be between 1 and 2"):
+        nearest_samples(np.eye(2), n_samples=3)
+
+
+def test_class_composition_averages_coefficients_per_class():
+    coefficients = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    composition, classes = class_composition(coefficients, ["a", "a", "b"])
+    np.testing.assert_array_equal(classes, ["a", "b"])
+    np.testing.assert_allclose(composition, [[0.75, 0.0], [0.25, 1.0]])
+
+
+def test_purity_is_one_for_a_single_class_and_zero_for_uniform_classes():
+    labels = np.array([0, 0, 1, 1])
+    coefficients = np.array([[0.9, 0.6], [0.8, 0.1], [0.1, 0.7], [0.0, 0.0]])
+    np.testing.assert_allclose(archetype_purity(coefficients, labels, n_samples=2), [1.0, 0.0])
+
+
+# explanation
+
+
+def test_explanation_of_a_planted_archetype_is_that_archetype(planted):
+    X, _ = planted
+    model = ArchetypalAnalysis(3, random_state=0).fit(X)
+    matching = match_archetypes(X[:1], model.archetypes_)
+    explanation = explain_sample(model, X[:1], n_top=2, n_exemplars=4)
+    assert explanation.top_archetypes[0] == matching.indices_b[0]
+    assert explanation.top_coefficients[0] > 0.95
+    assert explanation.exemplars.shape == (2, 4)
+    assert explanation.relative_residual < 0.05
+
+
+def test_explanation_runs_the_earlier_steps_of_a_pipeline(planted):
+    X, _ = planted
+    pipe = make_pipeline(StandardScaler(), ArchetypalAnalysis(3, random_state=0)).fit(X)
+    explanation = explain_sample(pipe, X[5:6])
+    expected = pipe[-1].transform(pipe[0].transform(X[5:6]))[0]
+    np.testing.assert_allclose(explanation.coefficients, expected)
+
+
+def test_explanation_needs_exactly_one_sample(planted):
+    X, _ = planted
+    with pytest.raises(ValueError, match="exactly one input"):
+        explain_sample(SimpleNamespace(), X[:2])
