@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from conftest import requires_cuda
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import clone
 from sklearn.datasets import load_digits
@@ -18,9 +19,6 @@ from sklearn.preprocessing import StandardScaler
 
 from skarchetype import ArchetypalAnalysis, archetypal_analysis
 from skarchetype.datasets import make_archetypal_data
-
-from conftest import requires_cuda
-
 
 
 def centred_ev(X, S, Z):

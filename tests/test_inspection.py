@@ -239,3 +239,12 @@ def test_explanation_needs_exactly_one_sample(planted):
     X, _ = planted
     with pytest.raises(ValueError, match="exactly one input"):
         explain_sample(SimpleNamespace(), X[:2])
+
+
+def test_generating_samples_read_the_estimators_sparse_weights():
+    X = make_archetypal_data(200, 4, 3, concentration=0.2, plant=True, random_state=0)[0]
+    aa = ArchetypalAnalysis(3, random_state=0).fit(X)
+    indices, weights = generating_samples(aa.archetype_weights_, n_samples=1)
+    dense = aa.archetype_weights_.toarray()
+    np.testing.assert_array_equal(indices[:, 0], dense.argmax(axis=1))
+    np.testing.assert_allclose(weights[:, 0], dense.max(axis=1))

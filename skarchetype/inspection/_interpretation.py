@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .._torch import to_numpy
 
 
 def _as_matrix(values, name: str) -> np.ndarray:
+    if sp.issparse(values):  # ArchetypalAnalysis.archetype_weights_ is sparse
+        values = values.toarray()
     matrix = np.asarray(to_numpy(values), dtype=np.float64)
     if matrix.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {matrix.shape}.")
