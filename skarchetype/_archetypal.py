@@ -35,10 +35,10 @@ class ArchetypalAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     writes every sample as a convex combination of them, ``X ≈ S Z``, minimising
     ``||X - S C X||_F^2`` with the rows of ``S`` (n_samples x K) and ``C`` (K x n_samples)
     on the probability simplex (Cutler & Breiman 1994). The solver follows PCHA
-    (Mørup & Hansen 2012): alternating projected-gradient blocks, here accelerated and
-    with ``C`` restricted to a working set of candidate rows that is grown until the
-    KKT conditions of the full problem hold. Memory is ``O(N D + (N + D) K)``; nothing
-    of size N x N is formed.
+    (Mørup & Hansen 2012): alternating projected-gradient blocks, here with ``C``
+    restricted to a working set ``W`` of candidate rows that is grown until the KKT
+    conditions of the full problem hold. Memory is ``O(N D + N |W|)``, where ``|W|`` is
+    a few tens of rows per archetype; nothing of size N x N is formed.
 
     The fit is translation invariant, so the data are centred internally: the
     archetypes of ``X + c`` are those of ``X`` shifted by ``c``. Computation runs in torch,

@@ -423,7 +423,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Returns
         -------
-        ndarray of shape (n_samples, *sample_shape_)
+        ndarray of shape (n_samples, ``*sample_shape_``)
         """
         check_is_fitted(self)
         with evaluation_mode(self.decoder):

@@ -203,7 +203,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         Each layer's output shape for one sample, before pooling.
     n_features_in_ : int
         Size of the input's second axis.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of the input columns, when ``X`` had string column names.
 
     Examples

@@ -1,11 +1,11 @@
-"""Archetypal analysis by alternating accelerated projected gradients on a working set.
+"""Archetypal analysis by PCHA's alternating projected gradients, on a working set.
 
 The model is ``X ≈ S C X`` with ``S`` (n_samples x K) and ``C`` (K x n_samples) row
 stochastic; ``Z = C X`` are the archetypes. The loss is ``||X - S C X||_F^2`` on centred
 data (the fit is translation invariant, and centring keeps float32 sums accurate).
 
-Like PCHA (Mørup & Hansen 2012) the solver alternates projected-gradient blocks on
-``C`` and ``S``, but the ``C`` block lives on a *working set* ``W`` of candidate rows:
+As PCHA (Mørup & Hansen 2012) the solver alternates projected-gradient blocks with
+adaptive step sizes on ``C`` and ``S``, but the ``C`` block lives on a *working set* ``W`` of candidate rows:
 optimal archetypes are mixtures of a few extreme points, so ``C`` is very sparse. With
 ``P = X X_W^T`` (n_samples x |W|) cached, an iteration costs ``O(n_samples |W| K)`` and
 never reads ``X``. When the restricted problem has converged, the full gradient of
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ._rows import CentredRows
-from ._simplex import lipschitz_constant, project_simplex
+from ._simplex import project_simplex
 
 
 @dataclass
@@ -59,7 +59,6 @@ class WorkingSet:
             self.rows = torch.cat([self.rows, rows])
             self.products = torch.cat([self.products, self.data.matmul(rows.T)], dim=1)
             self.gram = self.products[torch.as_tensor(self.indices, device=self.data.device)]
-            self.lipschitz = lipschitz_constant(self.gram)
         return new.size
 
     def position(self, indices) -> np.ndarray:
@@ -203,7 +202,9 @@ def fit_archetypes(
         return torch.nn.functional.pad(C, (0, added)), added
 
     generator = torch.Generator(device="cpu").manual_seed(int(initial_rows[0]))
-    S = -torch.log(torch.rand(data.shape[0], n_archetypes, generator=generator))
+    # PCHA's random start; 1 - U lies in (0, 1], so no weight is infinite
+    uniform = torch.rand(data.shape[0], n_archetypes, generator=generator, dtype=torch.float64)
+    S = -torch.log1p(-uniform)
     S = (S / S.sum(dim=1, keepdim=True)).to(device=data.device, dtype=data.dtype)
     s_scale, c_scale = data.shape[0] / max(total, 1e-300), 1 / max(total, 1e-300)
     if initial_archetypes is None:

@@ -55,26 +55,20 @@ def lipschitz_constant(gram: torch.Tensor) -> float:
     return max(largest, torch.finfo(gram.dtype).tiny)
 
 
-def accelerated_steps(
-    V, gradient, step: float, project, n_steps: int, *, rowwise: bool = True
-) -> torch.Tensor:
-    """Projected gradient steps with Nesterov momentum, restarted when they overshoot.
+def accelerated_steps(V, gradient, step: float, project, n_steps: int) -> torch.Tensor:
+    """Projected gradient steps with Nesterov momentum, restarted row by row on overshoot.
 
+    The rows of ``V`` are independent problems, each with its own momentum;
     ``gradient(Y)`` returns the gradient at ``Y`` and ``project`` maps rows back onto the
-    feasible set. With ``rowwise`` the rows are independent problems, each with its own
-    momentum; otherwise the matrix is one problem. Used warm-started inside the
-    alternating fit, where a few cheap steps per block beat an exact solve.
+    feasible set.
     """
-    n_momenta = V.shape[0] if rowwise else 1
-    momentum = torch.ones(n_momenta, 1, device=V.device, dtype=V.dtype)
+    momentum = torch.ones(V.shape[0], 1, device=V.device, dtype=V.dtype)
     Y = V
     for _ in range(n_steps):
         V_next = project(Y - step * gradient(Y))
         momentum_next = (1 + torch.sqrt(1 + 4 * momentum**2)) / 2
         change = V_next - V
-        products = (Y - V_next) * change
-        overshoot = (products.sum(dim=1, keepdim=True) if rowwise else products.sum()) > 0
-        overshoot = overshoot.reshape(-1, 1)
+        overshoot = ((Y - V_next) * change).sum(dim=1, keepdim=True) > 0
         momentum_next = torch.where(overshoot, torch.ones_like(momentum_next), momentum_next)
         weight = torch.where(overshoot, torch.zeros_like(momentum), (momentum - 1) / momentum_next)
         Y = V_next + weight * change

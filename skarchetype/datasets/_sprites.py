@@ -45,14 +45,15 @@ def make_sprites(
 
     Returns
     -------
-    Bunch with
-        images : ndarray of shape (n_images, 1, image_size, image_size), float32
-        factors : ndarray of shape (n_images, 5), int64
-            Index of each factor's value; every combination appears exactly once.
-        factor_names : tuple of str
-        factor_values : dict of str to ndarray
-            The value behind each index (scale and position as fractions of the image
-            size, rotation in degrees, shape names).
+    sprites : Bunch
+        With the keys:
+
+        - ``images``: ndarray of shape (n_images, 1, image_size, image_size), float32.
+        - ``factors``: ndarray of shape (n_images, 5), int64; the index of each factor's
+          value; every combination appears exactly once.
+        - ``factor_names``: tuple of str.
+        - ``factor_values``: dict of str to ndarray; the value behind each index (scale
+          and position as fractions of the image size, rotation in degrees, shape names).
 
     Examples
     --------
