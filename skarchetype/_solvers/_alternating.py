@@ -5,12 +5,13 @@ stochastic; ``Z = C X`` are the archetypes. The loss is ``||X - S C X||_F^2`` on
 data (the fit is translation invariant, and centring keeps float32 sums accurate).
 
 As PCHA (Mørup & Hansen 2012) the solver alternates projected-gradient blocks with
-adaptive step sizes on ``C`` and ``S``, but the ``C`` block lives on a *working set* ``W`` of candidate rows:
-optimal archetypes are mixtures of a few extreme points, so ``C`` is very sparse. With
-``P = X X_W^T`` (n_samples x |W|) cached, an iteration costs ``O(n_samples |W| K)`` and
-never reads ``X``. When the restricted problem has converged, the full gradient of
-``C`` is priced in two passes over ``X``; rows that would enter (violating the KKT
-conditions) join ``W`` and the fit goes on; when none would, the restricted optimum is
+adaptive step sizes on ``C`` and ``S``, but the ``C`` block lives on a *working set*
+``W`` of candidate rows: optimal archetypes are mixtures of a few extreme points, so
+``C`` is very sparse. With ``P = X X_W^T`` (n_samples x |W|) cached, an iteration costs
+``O(n_samples |W| K)`` and never reads ``X``. When the restricted problem has converged,
+the full gradient of ``C`` is priced in two passes over ``X``; rows that would enter
+(violating the KKT conditions) join ``W`` and the fit goes on; when none would, the
+restricted optimum is
 an optimum of the full problem.
 """
 
