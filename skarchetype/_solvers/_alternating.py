@@ -11,8 +11,7 @@ adaptive step sizes on ``C`` and ``S``, but the ``C`` block lives on a *working 
 ``O(n_samples |W| K)`` and never reads ``X``. When the restricted problem has converged,
 the full gradient of ``C`` is priced in two passes over ``X``; rows that would enter
 (violating the KKT conditions) join ``W`` and the fit goes on; when none would, the
-restricted optimum is
-an optimum of the full problem.
+restricted optimum is an optimum of the full problem.
 """
 
 from __future__ import annotations
