@@ -20,7 +20,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._solvers import INITIALISATIONS, CentredRows, fit_archetypes, simplex_least_squares
+from ._solvers import (
+    INITIALISATIONS,
+    CentredRows,
+    fit_archetypes,
+    simplex_least_squares,
+    squared_error,
+)
 from ._torch import as_tensor, is_tensor, resolve_device, to_numpy, torch_dtype
 
 _TRANSFORM_MAX_ITER = 2_000
@@ -319,9 +325,8 @@ n_features), default="furthest_sum"
         self.mean_ = to_numpy(data.mean).astype(dtype)
         self.archetypes_ = to_numpy(fit.archetypes + data.mean).astype(dtype)
         self.components_ = self.archetypes_
-        coefficients = self._solve_coefficients(data, fit.archetypes, fit.coefficients)
+        coefficients, sse = self._project(data, fit.archetypes, fit.coefficients)
         self.coefficients_ = to_numpy(coefficients).astype(dtype)
-        sse = self._squared_error(data, coefficients, fit.archetypes)
         total = data.total_sum_of_squares
         if total == 0:
             warnings.warn(
@@ -342,11 +347,16 @@ n_features), default="furthest_sum"
         self.loss_curve_ = np.asarray(fit.loss_curve)
         self.n_iter_ = fit.n_iter
 
-    def _solve_coefficients(self, data: CentredRows, archetypes, start=None):
-        """Per-row exact simplex least squares of the centred data on centred archetypes."""
+    @staticmethod
+    def _project(data: CentredRows, archetypes, start=None):
+        """Per-row exact simplex least squares of the centred data on centred archetypes.
+
+        Returns the coefficients and the squared reconstruction error, both from one
+        pass over the data.
+        """
+        cross, gram = data.matmul(archetypes.T), archetypes @ archetypes.T
         coefficients, worst_gap = simplex_least_squares(
-            data.matmul(archetypes.T), archetypes @ archetypes.T, S=start,
-            max_iter=_TRANSFORM_MAX_ITER,
+            cross, gram, S=start, max_iter=_TRANSFORM_MAX_ITER
         )
         if worst_gap > _ACCEPTABLE_GAP:
             warnings.warn(
@@ -356,15 +366,7 @@ n_features), default="furthest_sum"
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        return coefficients
-
-    @staticmethod
-    def _squared_error(data: CentredRows, coefficients, archetypes) -> float:
-        """``||X_c - S Z_c||^2`` without forming the reconstruction."""
-        cross = (data.matmul(archetypes.T).double() * coefficients.double()).sum()
-        gram = (archetypes @ archetypes.T).double()
-        quadratic = ((coefficients.double() @ gram) * coefficients.double()).sum()
-        return float(data.total_sum_of_squares - 2 * cross + quadratic)
+        return coefficients, squared_error(data.total_sum_of_squares, coefficients, cross, gram)
 
     def _fitted_data(self, X):
         """Validate ``X`` for a fitted model and wrap it, centred on the training mean."""
@@ -392,7 +394,7 @@ n_features), default="furthest_sum"
         ndarray of shape (n_samples, n_archetypes)
         """
         data, archetypes = self._fitted_data(X)
-        return to_numpy(self._solve_coefficients(data, archetypes))
+        return to_numpy(self._project(data, archetypes)[0])
 
     def inverse_transform(self, X):
         """Samples from their weights on the archetypes: ``X @ archetypes_``.
@@ -434,9 +436,8 @@ n_features), default="furthest_sum"
         float
         """
         data, archetypes = self._fitted_data(X)
-        coefficients = self._solve_coefficients(data, archetypes)
+        _, sse = self._project(data, archetypes)
         total = data.total_sum_of_squares
-        sse = self._squared_error(data, coefficients, archetypes)
         return 1.0 - sse / total if total > 0 else float(sse == 0)
 
     @property

@@ -1,6 +1,6 @@
 """The numerics of archetypal analysis, free of estimators: plain functions on tensors."""
 
-from ._alternating import ArchetypeFit, fit_archetypes
+from ._alternating import ArchetypeFit, fit_archetypes, squared_error
 from ._init import INITIALISATIONS
 from ._rows import CentredRows
 from ._simplex import project_simplex, simplex_least_squares
@@ -12,4 +12,5 @@ __all__ = [
     "fit_archetypes",
     "project_simplex",
     "simplex_least_squares",
+    "squared_error",
 ]

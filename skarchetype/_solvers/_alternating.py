@@ -67,8 +67,8 @@ class WorkingSet:
         return np.array([lookup[int(index)] for index in indices])
 
 
-def _loss(total, S, B, G) -> float:
-    """``||X - S Z||^2`` from ``B = X Z^T`` and ``G = Z Z^T``, summed in float64."""
+def squared_error(total, S, B, G) -> float:
+    """``||X - S Z||^2`` from ``total = ||X||^2``, ``B = X Z^T`` and ``G = Z Z^T``, in float64."""
     cross = (S.double() * B.double()).sum()
     quadratic = ((S.double() @ G.double()) * S.double()).sum()
     return float(total - 2 * cross + quadratic)
@@ -160,7 +160,7 @@ def fit_archetypes(
         Stop when an iteration raises the explained variance by less than ``tol`` (plus
         the rounding noise of the dtype) and pricing finds no row to add.
     inner_steps : int
-        Accelerated projected-gradient steps per block.
+        Projected-gradient steps (each with its line search) per block.
     n_candidates : int
         At most this many rows enter the working set per archetype per pricing.
     verbose : int
@@ -184,8 +184,8 @@ def fit_archetypes(
         if B is None:
             B, G = ws.products @ C.T, C @ ws.gram @ C.T
         return _line_search_steps(
-            S, sse, lambda Y: Y @ G - B, lambda Y: _loss(total, Y, B, G), _clip_and_normalise,
-            step, n_steps, noise_floor,
+            S, sse, lambda Y: Y @ G - B, lambda Y: squared_error(total, Y, B, G),
+            _clip_and_normalise, step, n_steps, noise_floor,
         )
 
     def c_step(C, sse, step):
@@ -211,7 +211,7 @@ def fit_archetypes(
         B, G = ws.products @ C.T, C @ ws.gram @ C.T
     else:
         B, G = data.matmul(initial_archetypes.T), initial_archetypes @ initial_archetypes.T
-    S, sse, s_step_size = s_step(S, _loss(total, S, B, G), s_scale, B, G, 25)
+    S, sse, s_step_size = s_step(S, squared_error(total, S, B, G), s_scale, B, G, 25)
     C, _ = extend(S)
     c_step_size = c_scale
     curve, converged, complete, previous = [sse], False, False, math.inf
