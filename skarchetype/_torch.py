@@ -113,8 +113,12 @@ def evaluation_mode(*modules):
                 module.eval()
         yield
     finally:
+        # ``modules()`` lists parents before children, so a parent's recursive ``train``
+        # never undoes a child restored earlier; modules already in their mode are skipped,
+        # which keeps the restore linear in the number of submodules.
         for sub, training in saved:
-            sub.train(training)
+            if sub.training != training:
+                sub.train(training)
 
 
 def map_batches(

@@ -233,6 +233,13 @@ def test_failure_restores_train_mode_and_removes_hooks(cnn, images):
     assert all(not sub._forward_hooks for sub in cnn.modules())
 
 
+def test_mixed_train_and_eval_submodules_get_their_own_modes_back(cnn, images):
+    cnn.train()
+    cnn.dropout.eval()
+    TorchLayerFeatures(cnn, ("conv1", "head")).fit_transform(images)
+    assert cnn.training and cnn.conv1.training and not cnn.dropout.training
+
+
 def test_forward_pass_stops_after_the_last_requested_layer(cnn, images):
     calls = []
     cnn.head.register_forward_hook(lambda *args: calls.append(1))
@@ -290,6 +297,23 @@ def test_pooling_that_does_not_fit_the_output_names_the_layer(cnn, images):
 def test_pooling_dict_naming_another_layer_is_refused(cnn, images):
     with pytest.raises(ValueError, match=r"\['conv2'\].*not in layers"):
         TorchLayerFeatures(cnn, "conv1", pooling={"conv2": "max"}).fit(images)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("as_input", [np.asarray, torch.from_numpy])
+def test_non_finite_input_is_refused_at_transform(cnn, images, value, as_input):
+    features = TorchLayerFeatures(cnn, "conv1", batch_size=6).fit(images)
+    spoiled = images.copy()
+    spoiled[-1, 0, 2, 3] = value
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        features.transform(as_input(spoiled))
+
+
+def test_finite_input_whose_sum_overflows_is_accepted(cnn, images):
+    # the per-batch check sums the batch first; an overflowing sum must not count as non-finite
+    features = TorchLayerFeatures(cnn, "conv1").fit(images)
+    huge = np.full_like(images, np.finfo(np.float32).max)
+    assert features.transform(huge).shape == (len(images), 4)
 
 
 def test_input_of_another_size_is_refused_at_transform(cnn, images):
