@@ -43,8 +43,9 @@ class ArchetypalAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     on the probability simplex (Cutler & Breiman 1994). The solver follows PCHA
     (Mørup & Hansen 2012): alternating projected-gradient blocks, here with ``C``
     restricted to a working set ``W`` of candidate rows that is grown until the KKT
-    conditions of the full problem hold. Memory is ``O(N D + N |W|)``, where ``|W|`` is
-    a few tens of rows per archetype; nothing of size N x N is formed.
+    conditions of the full problem hold, and accelerated steps on ``S``. An iteration
+    reads the data twice; besides the data, memory is ``O(N K + |W| (D + |W|))``, where
+    ``|W|`` is a few tens of rows per archetype; nothing of size N x N is formed.
 
     The fit is translation invariant, so the data are centred internally: the
     archetypes of ``X + c`` are those of ``X`` shifted by ``c``. Computation runs in torch,

@@ -1,17 +1,25 @@
-"""Archetypal analysis by PCHA's alternating projected gradients, on a working set.
+"""Archetypal analysis by alternating simplex-constrained blocks, on a working set.
 
 The model is ``X ≈ S C X`` with ``S`` (n_samples x K) and ``C`` (K x n_samples) row
 stochastic; ``Z = C X`` are the archetypes. The loss is ``||X - S C X||_F^2`` on centred
 data (the fit is translation invariant, and centring keeps float32 sums accurate).
 
-As PCHA (Mørup & Hansen 2012) the solver alternates projected-gradient blocks with
-adaptive step sizes on ``C`` and ``S``, but the ``C`` block lives on a *working set*
-``W`` of candidate rows: optimal archetypes are mixtures of a few extreme points, so
-``C`` is very sparse. With ``P = X X_W^T`` (n_samples x |W|) cached, an iteration costs
-``O(n_samples |W| K)`` and never reads ``X``. When the restricted problem has converged,
-the full gradient of ``C`` is priced in two passes over ``X``; rows that would enter
-(violating the KKT conditions) join ``W`` and the fit goes on; when none would, the
-restricted optimum is an optimum of the full problem.
+As PCHA (Mørup & Hansen 2012) the solver alternates a block of steps on ``C`` with a
+block on ``S``, but:
+
+- ``C`` lives on a *working set* ``W`` of candidate rows: optimal archetypes are
+  mixtures of a few extreme points, so ``C`` is very sparse. Its block needs only
+  ``S^T X`` (K x n_features), the rows ``X_W`` and their Gram matrix, so it never reads
+  ``X`` and its cost does not grow with ``n_samples``. When the fit stalls, the full
+  gradient of ``C`` is priced in one pass over ``X``; rows that would enter (violating
+  the KKT conditions) join ``W``; when none would, the restricted optimum is an optimum
+  of the full problem.
+- The rows of ``S`` are independent problems, solved by accelerated projected gradient
+  steps with the fixed step ``1 / lambda_max(Z Z^T)``: no line search, so no loss
+  evaluations, which cancel catastrophically in float32.
+
+An iteration reads ``X`` twice (``X Z^T`` and ``S^T X``) and holds nothing larger than
+``n_samples x K`` besides the data.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ import numpy as np
 import torch
 
 from ._rows import CentredRows
-from ._simplex import project_simplex
+from ._simplex import accelerated_steps, lipschitz_constant, project_simplex
+
+# the random start of S is far from optimal: solve it further before the first C block
+_INITIAL_COEFFICIENT_STEPS = 20
 
 
 @dataclass
@@ -41,13 +52,13 @@ class ArchetypeFit:
 
 
 class WorkingSet:
-    """Candidate rows for the archetypes, with their products with the data."""
+    """Candidate rows for the archetypes, with their Gram matrix."""
 
     def __init__(self, data: CentredRows, indices):
         self.data = data
         self.indices = np.zeros(0, dtype=np.int64)
-        self.products = torch.zeros(data.shape[0], 0, device=data.device, dtype=data.dtype)
         self.rows = torch.zeros(0, data.shape[1], device=data.device, dtype=data.dtype)
+        self.gram = torch.zeros(0, 0, device=data.device, dtype=data.dtype)
         self.extend(indices)
 
     def extend(self, indices) -> int:
@@ -55,10 +66,12 @@ class WorkingSet:
         new = np.setdiff1d(np.unique(indices), self.indices)
         if new.size:
             rows = self.data.rows(new)
+            cross = self.rows @ rows.T
+            self.gram = torch.cat(
+                [torch.cat([self.gram, cross], dim=1), torch.cat([cross.T, rows @ rows.T], dim=1)]
+            )
             self.indices = np.concatenate([self.indices, new])
             self.rows = torch.cat([self.rows, rows])
-            self.products = torch.cat([self.products, self.data.matmul(rows.T)], dim=1)
-            self.gram = self.products[torch.as_tensor(self.indices, device=self.data.device)]
         return new.size
 
     def position(self, indices) -> np.ndarray:
@@ -74,7 +87,7 @@ def squared_error(total, S, B, G) -> float:
     return float(total - 2 * cross + quadratic)
 
 
-def _price(data: CentredRows, ws: WorkingSet, S, C, tol: float, n_candidates: int):
+def _price(data: CentredRows, ws: WorkingSet, S, SX, C, Z, tol: float, n_candidates: int):
     """Rows outside the working set whose entry into ``C`` would lower the loss.
 
     The gradient of the loss in ``C`` is ``(H Z - S^T X) X^T`` with ``H = S^T S``. Row
@@ -82,8 +95,7 @@ def _price(data: CentredRows, ws: WorkingSet, S, C, tol: float, n_candidates: in
     over the current support of ``C[k]`` (the KKT multiplier) by more than a tolerance
     scaled to the archetype's share of the data.
     """
-    H = S.T @ S
-    residual_direction = H @ (C @ ws.rows) - data.rmatmul(S.T)
+    residual_direction = S.T @ S @ Z - SX
     gradient = data.matmul(residual_direction.T).T
     inside = torch.as_tensor(ws.indices, device=data.device)
     multiplier = (C * gradient[:, inside]).sum(dim=1) / C.sum(dim=1)
@@ -105,23 +117,24 @@ def _clip_and_normalise(V: torch.Tensor) -> torch.Tensor:
     return clipped / total
 
 
-def _line_search_steps(V, value: float, gradient, loss, project, step: float, n_steps: int,
-                       slack: float):
+def _line_search_steps(V, evaluate, project, step: float, n_steps: int, slack: float):
     """PCHA's projected-gradient block (Mørup & Hansen 2012).
 
-    Each step removes from the gradient its component along the rows' sum constraint,
-    then halves the step size until the loss does not grow by more than ``slack``, and
-    grows it by 1.2 after every accepted step. Returns the new ``V``, its loss and the
-    step size to start from next time.
+    ``evaluate(Y)`` returns the loss at ``Y`` and its gradient. Each step removes from
+    the gradient its component along the rows' sum constraint, then halves the step
+    size until the loss does not grow by more than ``slack``, and grows it by 1.2 after
+    every accepted step. Returns the new ``V``, its loss and the step size to start from
+    next time.
     """
+    value, gradient = evaluate(V)
     for _ in range(n_steps):
-        direction = gradient(V)
-        direction = direction - (direction * V).sum(dim=1, keepdim=True)
+        direction = gradient - (gradient * V).sum(dim=1, keepdim=True)
         while True:
             candidate = project(V - step * direction)
-            candidate_value = loss(candidate)
+            candidate_value, candidate_gradient = evaluate(candidate)
             if candidate_value <= value + slack:
-                V, value, step = candidate, candidate_value, step * 1.2
+                V, value, gradient = candidate, candidate_value, candidate_gradient
+                step *= 1.2
                 break
             step /= 2
             if step < 1e-300:
@@ -129,15 +142,23 @@ def _line_search_steps(V, value: float, gradient, loss, project, step: float, n_
     return V, value, step
 
 
+def _solve_coefficients(S, B, G, n_steps: int):
+    """Accelerated projected-gradient steps on ``min ||X - S Z||^2`` over row-stochastic S."""
+    step = 1.0 / lipschitz_constant(G)
+    return accelerated_steps(S, lambda Y: Y @ G - B, step, project_simplex, n_steps)
+
+
 def fit_archetypes(
     data: CentredRows,
     initial_rows: np.ndarray,
     *,
     initial_archetypes: torch.Tensor | None = None,
+    working_set: np.ndarray | None = None,
     delta: float = 0.0,
     max_iter: int = 500,
     tol: float = 1e-6,
-    inner_steps: int = 10,
+    weight_steps: int = 10,
+    coefficient_steps: int = 2,
     n_candidates: int = 10,
     verbose: int = 0,
 ) -> ArchetypeFit:
@@ -152,6 +173,9 @@ def fit_archetypes(
     initial_archetypes : Tensor of shape (K, n_features), optional
         Centred initial archetypes that need not be data points; ``initial_rows`` then
         holds the rows nearest to them, where the archetype weights start.
+    working_set : ndarray, optional
+        Further rows the working set starts with; all rows give the unrestricted
+        solver (PCHA's problem, slower), the reference the working set must reach.
     delta : float
         Each archetype's weights sum to a value in ``[1 - delta, 1 + delta]``.
     max_iter : int
@@ -159,8 +183,12 @@ def fit_archetypes(
     tol : float
         Stop when an iteration raises the explained variance by less than ``tol`` (plus
         the rounding noise of the dtype) and pricing finds no row to add.
-    inner_steps : int
-        Projected-gradient steps (each with its line search) per block.
+    weight_steps : int
+        Line-searched projected-gradient steps on ``C`` per iteration (cheap: they do
+        not read ``X``).
+    coefficient_steps : int
+        Accelerated steps on ``S`` per iteration. More do not reduce the number of
+        iterations: the archetypes, not the coefficients, set the pace.
     n_candidates : int
         At most this many rows enter the working set per archetype per pricing.
     verbose : int
@@ -173,67 +201,57 @@ def fit_archetypes(
     n_archetypes = len(initial_rows)
     total = data.total_sum_of_squares
     noise_floor = 16 * torch.finfo(data.dtype).eps * total
-    ws = WorkingSet(data, initial_rows)
+    candidates = initial_rows if working_set is None else np.append(initial_rows, working_set)
+    ws = WorkingSet(data, candidates.astype(np.int64))
     C = torch.zeros(n_archetypes, len(ws.indices), device=data.device, dtype=data.dtype)
     C[torch.arange(n_archetypes), torch.as_tensor(ws.position(initial_rows))] = 1.0
 
     def project_weights(V):
         return project_simplex(V, 1.0 - delta, 1.0 + delta) if delta else _clip_and_normalise(V)
 
-    def s_step(S, sse, step, B=None, G=None, n_steps=inner_steps):
-        if B is None:
-            B, G = ws.products @ C.T, C @ ws.gram @ C.T
-        return _line_search_steps(
-            S, sse, lambda Y: Y @ G - B, lambda Y: squared_error(total, Y, B, G),
-            _clip_and_normalise, step, n_steps, noise_floor,
-        )
+    def weights_block(C, S, SX, step):
+        H, R = S.T @ S, SX @ ws.rows.T
 
-    def c_step(C, sse, step):
-        H, R = S.T @ S, S.T @ ws.products
-        return _line_search_steps(
-            C, sse, lambda Y: H @ Y @ ws.gram - R,
-            lambda Y: float(total - 2 * (Y * R).double().sum()
-                            + ((H @ Y @ ws.gram).double() * Y.double()).sum()),
-            project_weights, step, inner_steps, noise_floor,
-        )
+        def evaluate(Y):
+            curvature = H @ Y @ ws.gram
+            value = total - 2 * (Y * R).double().sum() + (curvature.double() * Y.double()).sum()
+            return float(value), curvature - R
 
-    def extend(S):
-        added = ws.extend(_price(data, ws, S, C, tol, n_candidates))
-        return torch.nn.functional.pad(C, (0, added)), added
+        return _line_search_steps(C, evaluate, project_weights, step, weight_steps, noise_floor)
 
     generator = torch.Generator(device="cpu").manual_seed(int(initial_rows[0]))
     # PCHA's random start; 1 - U lies in (0, 1], so no weight is infinite
     uniform = torch.rand(data.shape[0], n_archetypes, generator=generator, dtype=torch.float64)
     S = -torch.log1p(-uniform)
     S = (S / S.sum(dim=1, keepdim=True)).to(device=data.device, dtype=data.dtype)
-    s_scale, c_scale = data.shape[0] / max(total, 1e-300), 1 / max(total, 1e-300)
-    if initial_archetypes is None:
-        B, G = ws.products @ C.T, C @ ws.gram @ C.T
-    else:
-        B, G = data.matmul(initial_archetypes.T), initial_archetypes @ initial_archetypes.T
-    S, sse, s_step_size = s_step(S, squared_error(total, S, B, G), s_scale, B, G, 25)
-    C, _ = extend(S)
-    c_step_size = c_scale
+    Z = C @ ws.rows if initial_archetypes is None else initial_archetypes
+    B, G = data.matmul(Z.T), Z @ Z.T
+    S = _solve_coefficients(S, B, G, _INITIAL_COEFFICIENT_STEPS)
+    sse, SX = squared_error(total, S, B, G), data.rmatmul(S.T)
     curve, converged, complete, previous = [sse], False, False, math.inf
+    c_step_size = 1 / max(total, 1e-300)
     for iteration in range(1, max_iter + 1):
-        C, sse, c_step_size = c_step(C, sse, c_step_size)
-        S, sse, s_step_size = s_step(S, sse, s_step_size)
-        curve.append(sse)
-        if verbose >= 2:
-            print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")
         decrease = previous - sse
         stalled = decrease <= tol * total + noise_floor
         if stalled or (not complete and decrease <= math.sqrt(tol) * total + noise_floor):
-            C, added = extend(S)
-            complete = not added
+            added = ws.extend(_price(data, ws, S, SX, C, Z, tol, n_candidates))
+            C, complete = torch.nn.functional.pad(C, (0, added)), not added
             if verbose:
                 print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}, "
                       f"{added} rows join the working set ({len(ws.indices)} in all)")
-            if stalled and complete:
+            if stalled and complete and iteration > 1:
                 converged = True
                 break
         previous = sse
+        C, _, c_step_size = weights_block(C, S, SX, c_step_size)
+        Z = C @ ws.rows
+        B, G = data.matmul(Z.T), Z @ Z.T
+        S = _solve_coefficients(S, B, G, coefficient_steps)
+        sse, SX = squared_error(total, S, B, G), data.rmatmul(S.T)
+        curve.append(sse)
+        if verbose >= 2:
+            print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")
     return ArchetypeFit(
-        archetypes=C @ ws.rows, coefficients=S, weights=C, working_set=ws.indices, sse=sse,
+        archetypes=Z, coefficients=S, weights=C, working_set=ws.indices, sse=sse,
         n_iter=iteration, converged=converged, loss_curve=curve,
     )

@@ -67,10 +67,11 @@ class CentredRows:
 
     def matmul(self, A: torch.Tensor) -> torch.Tensor:
         """``(X - mean) @ A`` for ``A`` of shape (n_features, q)."""
-        out = torch.empty(self.shape[0], A.shape[1], device=self.device, dtype=self.dtype)
+        # computed as (A^T block^T)^T: BLAS is several times faster in this layout in float64
+        out = torch.empty(A.shape[1], self.shape[0], device=self.device, dtype=self.dtype)
         for rows, block in self._blocks():
-            torch.matmul(block, A, out=out[rows])
-        return out
+            out[:, rows] = A.T @ block.T
+        return out.T.contiguous()
 
     def rmatmul(self, A: torch.Tensor) -> torch.Tensor:
         """``A @ (X - mean)`` for ``A`` of shape (q, n_samples)."""

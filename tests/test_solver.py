@@ -1,0 +1,75 @@
+"""The fast paths of the archetype solver reach the optimum of the plain solver."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from skarchetype._solvers import fit_archetypes
+from skarchetype._solvers._init import furthest_sum
+from skarchetype._solvers._rows import CentredRows
+from skarchetype.datasets import make_archetypal_data
+
+CPU = torch.device("cpu")
+
+
+def explained_variance(fit, data):
+    return 1 - fit.sse / data.total_sum_of_squares
+
+
+def data_set(name, n_samples=1000):
+    """Small data sets: the unrestricted solver's cost grows with n_samples squared."""
+    if name == "digits":
+        return load_digits().data[:n_samples], 10
+    if name == "synth":
+        return make_archetypal_data(n_samples, 32, 6, concentration=0.5, noise=0.05,
+                                    random_state=0)[0], 6
+    return make_archetypal_data(n_samples, 16, 5, concentration=0.1, noise=0.01, plant=True,
+                                random_state=0)[0], 5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("name", ["digits", "synth", "planted"])
+def test_working_set_reaches_the_unrestricted_optimum(name, seed):
+    X, n_archetypes = data_set(name)
+    data = CentredRows(X, CPU, torch.float64)
+    start = furthest_sum(data, n_archetypes, np.random.RandomState(seed))
+    restricted = fit_archetypes(data, start)
+    unrestricted = fit_archetypes(data, start, working_set=np.arange(X.shape[0]))
+    assert restricted.converged
+    assert len(restricted.working_set) < X.shape[0] / 2
+    assert explained_variance(restricted, data) >= explained_variance(unrestricted, data) - 1e-3
+
+
+@pytest.mark.parametrize("name", ["digits", "synth", "planted"])
+def test_float32_stops_at_the_float64_optimum(name):
+    X, n_archetypes = data_set(name)
+    fits = {}
+    for dtype in (torch.float32, torch.float64):
+        data = CentredRows(X, CPU, dtype)
+        start = furthest_sum(data, n_archetypes, np.random.RandomState(0))
+        fits[dtype] = (fit_archetypes(data, start), data)
+    single, double = (explained_variance(*fits[dtype]) for dtype in fits)
+    assert fits[torch.float32][0].converged
+    assert single >= double - 1e-3
+
+
+def test_streamed_blocks_give_the_in_memory_fit():
+    X, n_archetypes = data_set("synth")
+    in_memory = CentredRows(X, CPU, torch.float64)
+    streamed = CentredRows(X, CPU, torch.float64, block_size=512)
+    start = furthest_sum(in_memory, n_archetypes, np.random.RandomState(0))
+    a, b = fit_archetypes(in_memory, start), fit_archetypes(streamed, start)
+    # only the summation order differs
+    torch.testing.assert_close(b.archetypes, a.archetypes, atol=1e-5, rtol=0)
+
+
+def test_weights_stay_on_the_simplex_over_the_working_set():
+    X, n_archetypes = data_set("planted")
+    data = CentredRows(X, CPU, torch.float64)
+    fit = fit_archetypes(data, furthest_sum(data, n_archetypes, np.random.RandomState(0)))
+    assert fit.weights.shape == (n_archetypes, len(fit.working_set))
+    assert fit.weights.min() >= 0
+    ones = torch.ones(n_archetypes, dtype=torch.float64)
+    torch.testing.assert_close(fit.weights.sum(dim=1), ones)
+    torch.testing.assert_close(fit.archetypes, fit.weights @ data.rows(fit.working_set))
