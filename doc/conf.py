@@ -23,6 +23,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # Ships MathJax and points mathjax_path at the copy, so the math renders offline.
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
@@ -31,7 +33,12 @@ templates_path = ["_templates"]
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py"]
 html_theme = "alabaster"
 html_static_path = []
-html_theme_options = {"description": "Explain what trained neural networks have learned"}
+html_theme_options = {
+    "description": "Explain what trained neural networks have learned",
+    # Wide enough for the examples' 100-column code and their printed tables.
+    "page_width": "1240px",
+    "body_max_width": "none",
+}
 
 autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": False}
@@ -48,4 +55,8 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "matplotlib_animations": False,
     "remove_config_comments": True,
+    # A cell ending in a plotting call shows its figure, not the repr of what it returned.
+    "ignore_repr_types": r"matplotlib\.",
+    # Each example's page states its running time; no timing table in the source tree.
+    "write_computation_times": False,
 }

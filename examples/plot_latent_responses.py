@@ -23,6 +23,9 @@ under a minute each on a laptop CPU. Pass your own ``encode``/``decode`` to
 # %%
 # Sprites with known factors, and two small autoencoders
 # ------------------------------------------------------
+
+# sphinx_gallery_thumbnail_number = 3
+# sphinx_gallery_multi_image = "single"
 import time
 
 import matplotlib.pyplot as plt
