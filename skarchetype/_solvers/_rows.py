@@ -7,6 +7,8 @@ import torch
 
 from .._torch import as_tensor, batch_slices, is_tensor
 
+_CHUNK_ROWS = 8192
+
 
 class CentredRows:
     """The matrix ``X - mean(X)`` as the products an archetype solver needs.
@@ -54,15 +56,16 @@ class CentredRows:
         return as_tensor(block, self.device, self.dtype)
 
     def _column_mean(self) -> torch.Tensor:
+        # summed in float64 over small row chunks, so no float64 copy of X is ever made
         total = torch.zeros(self.shape[1], device=self.device, dtype=torch.float64)
-        for rows in batch_slices(self.shape[0], self._block_size):
+        for rows in batch_slices(self.shape[0], min(self._block_size, _CHUNK_ROWS)):
             total += self._read(rows).double().sum(dim=0)
         return (total / self.shape[0]).to(self.dtype)
 
     def _row_squared_norms(self) -> torch.Tensor:
         norms = torch.empty(self.shape[0], device=self.device, dtype=self.dtype)
         for rows, block in self._blocks():
-            norms[rows] = (block * block).sum(dim=1)
+            norms[rows] = torch.linalg.vector_norm(block, dim=1).square()
         return norms
 
     def matmul(self, A: torch.Tensor) -> torch.Tensor:
