@@ -68,6 +68,17 @@ def test_simplex_plot_puts_pure_samples_on_the_corners(rng):
     assert ax.get_title() == "Samples on the archetype simplex"
 
 
+def test_simplex_legend_sits_beside_the_axes_within_the_figure(rng):
+    coefficients = rng.dirichlet(np.full(10, 0.3), size=200)
+    fig = plot_simplex(coefficients, labels=coefficients.argmax(axis=1))
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1
+    assert fig.bbox.contains(legend.x1, legend.y0) and fig.bbox.contains(legend.x1, legend.y1)
+
+
 def test_simplex_plot_draws_on_a_given_axes(rng):
     fig, ax = matplotlib.pyplot.subplots()
     assert plot_simplex(rng.dirichlet(np.ones(3), size=10), ax=ax) is fig
@@ -79,6 +90,14 @@ def test_class_composition_has_a_panel_per_layer_and_a_colorbar():
     assert [ax.get_title() for ax in panels] == ["conv1", "head"]
     assert all(ax.get_xlabel() == "class" and ax.get_ylabel() == "archetype" for ax in panels)
     assert any(ax.get_ylabel() == "mean coefficient" for ax in fig.axes)
+
+
+def test_class_composition_wraps_many_layers_into_rows_of_three():
+    fig = plot_class_composition({f"layer{i}": np.eye(3, 10) for i in range(5)})
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    rows = [ax.get_subplotspec().rowspan.start for ax in panels]
+    columns = [ax.get_subplotspec().colspan.start for ax in panels]
+    assert rows == [0, 0, 0, 1, 1] and columns == [0, 1, 2, 0, 1]
 
 
 def test_explanation_bar_stacks_to_one_and_reports_the_residual():
@@ -110,3 +129,27 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r'pip install "skarchetype\[plots\]"'):
         plot_selection(selection())
+
+
+def test_depth_profile_labels_of_two_close_networks_neither_overlap_nor_leave_the_figure():
+    fig = plot_depth_profile(
+        {"CNN": {"conv1": 0.21, "conv2": 0.35, "conv3": 0.62, "head": 0.81},
+         "ViT": {"patch_embedding": 0.12, "blocks.0": 0.34, "blocks.1": 0.61,
+                 "blocks.2": 0.80, "head": 0.81}},
+        ylabel="purity", title="Purity against depth",
+    )
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    boxes = [text.get_window_extent(renderer) for text in fig.axes[0].texts]
+    assert len(boxes) == 9
+    for i, box in enumerate(boxes):
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+        assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+        assert not any(box.overlaps(other) for other in boxes[i + 1:])
+
+
+def test_depth_profile_colours_each_label_like_its_line():
+    fig = plot_depth_profile({"CNN": {"conv1": 0.2}, "ViT": {"blocks.0": 0.3}},
+                             ylabel="purity", title="Purity against depth")
+    ax = fig.axes[0]
+    assert [text.get_color() for text in ax.texts] == [line.get_color() for line in ax.lines]

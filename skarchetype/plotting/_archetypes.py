@@ -136,7 +136,7 @@ def plot_simplex(
     matplotlib.figure.Figure
     """
     coefficients = np.asarray(to_numpy(coefficients), dtype=np.float64)
-    fig, ax = figure_and_axes(ax, figsize=(6, 6))
+    fig, ax = figure_and_axes(ax, figsize=(7, 6), constrained_layout=True)
     vertices = simplex_vertices(coefficients.shape[1])
     points = coefficients @ vertices
     outline = np.vstack([vertices, vertices[:1]])
@@ -150,11 +150,24 @@ def plot_simplex(
             ax.scatter(points[chosen, 0], points[chosen, 1], s=8, alpha=0.6, label=str(label))
     for k, (x, y) in enumerate(vertices):
         ax.annotate(f"A{k}", (1.1 * x, 1.1 * y), ha="center", va="center", fontweight="bold")
-    ax.legend(title="class" if labels is not None else None, loc="upper right",
-              fontsize=7, markerscale=2)
+    # Outside the axes: inside, it hides the labels of the corners on its side.
+    ax.legend(title="class" if labels is not None else None, loc="upper left",
+              bbox_to_anchor=(1.02, 1), fontsize=7, markerscale=2)
     ax.set(xlabel="simplex coordinate 1", ylabel="simplex coordinate 2", title=title,
            xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal")
     return fig
+
+
+_MAX_PANELS_PER_ROW = 3
+
+
+def _panel_grid(n_panels: int) -> tuple[int, int]:
+    """``(rows, columns)`` holding the panels in rows of at most three, as even as can be.
+
+    One row of many panels makes each too narrow for its tick labels to be read.
+    """
+    n_rows = -(-n_panels // _MAX_PANELS_PER_ROW)
+    return n_rows, -(-n_panels // n_rows)
 
 
 def plot_class_composition(
@@ -180,17 +193,22 @@ def plot_class_composition(
     plt = require_pyplot()
     named = {name: np.asarray(value) for name, value in _as_named(compositions, "").items()}
     vmax = max(value.max() for value in named.values())
+    n_rows, n_columns = _panel_grid(len(named))
     fig, axes = plt.subplots(
-        1, len(named), figsize=(3.6 * len(named) + 1, 4), squeeze=False, constrained_layout=True
+        n_rows, n_columns, figsize=(3.6 * n_columns + 1, 3.4 * n_rows + 0.6), squeeze=False,
+        constrained_layout=True,
     )
-    for ax, (name, composition) in zip(axes[0], named.items(), strict=True):
+    panels = axes.ravel()[: len(named)]
+    for unused in axes.ravel()[len(named):]:
+        unused.remove()
+    for ax, (name, composition) in zip(panels, named.items(), strict=True):
         image = ax.imshow(composition, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
         n_archetypes, n_classes = composition.shape
         column_names = classes if classes is not None else range(n_classes)
         ax.set_xticks(range(n_classes), [str(c) for c in column_names])
         ax.set_yticks(range(n_archetypes))
         ax.set(xlabel="class", ylabel="archetype", title=name)
-    fig.colorbar(image, ax=axes[0].tolist(), label="mean coefficient")
+    fig.colorbar(image, ax=panels.tolist(), label="mean coefficient")
     fig.suptitle(title)
     return fig
 
@@ -228,6 +246,30 @@ def plot_explanation(explanation, *, ax=None, title: str = "Explanation of one i
     return fig
 
 
+def _labels_above(series: dict) -> dict:
+    """``{(network, depth): bool}``: at each depth, the upper half of the points are labelled
+    above, the lower half below, so that two networks' labels at one depth never meet."""
+    above = {}
+    for depth in range(1, max(len(by_layer) for by_layer in series.values()) + 1):
+        present = [(network, list(by_layer.values())[depth - 1])
+                   for network, by_layer in series.items() if len(by_layer) >= depth]
+        ranked = sorted(present, key=lambda item: -item[1])
+        for rank, (network, _) in enumerate(ranked):
+            above[network, depth] = rank < len(ranked) / 2
+    return above
+
+
+def _label_point(ax, layer: str, x: int, y: float, *, above: bool, color, deepest: int) -> None:
+    """Name a point by its layer, in its line's colour, on a pale box that keeps it legible
+    where lines cross it; labels at the first and deepest layers extend inwards so that long
+    names stay inside the axes."""
+    ha = "left" if x == 1 < deepest else "right" if x == deepest > 1 else "center"
+    ax.annotate(layer, (x, y), textcoords="offset points", xytext=(0, 5 if above else -5),
+                ha=ha, va="bottom" if above else "top", fontsize=8, color=color,
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                      "alpha": 0.75})
+
+
 def plot_depth_profile(
     values,
     *,
@@ -251,12 +293,16 @@ def plot_depth_profile(
     first = next(iter(values.values()))
     series = values if isinstance(first, Mapping) else {"": values}
     fig, ax = figure_and_axes(ax, figsize=(6, 4), constrained_layout=True)
+    above = _labels_above(series)
+    deepest = max(len(by_layer) for by_layer in series.values())
     for network, by_layer in series.items():
         depth = np.arange(1, len(by_layer) + 1)
-        ax.plot(depth, list(by_layer.values()), marker="o", label=network or None)
+        (line,) = ax.plot(depth, list(by_layer.values()), marker="o", label=network or None)
         for x, (layer, y) in zip(depth, by_layer.items(), strict=True):
-            ax.annotate(layer, (x, y), textcoords="offset points", xytext=(0, 6),
-                        ha="center", fontsize=7)
+            _label_point(ax, layer, x, y, above=above[network, x],
+                         color=line.get_color(), deepest=deepest)
+    # Room inside the axes for the labels of the outermost points.
+    ax.margins(x=0.08, y=0.12)
     ax.xaxis.set_major_locator(require_pyplot().MaxNLocator(integer=True))
     ax.set(xlabel="depth (layer index)", ylabel=ylabel, title=title)
     if len(series) > 1 or next(iter(series)):
