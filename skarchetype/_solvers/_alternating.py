@@ -30,11 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._torch import batch_slices
 from ._rows import CentredRows
 from ._simplex import accelerated_steps, lipschitz_constant, project_simplex
 
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
+_ROWS_PER_CHUNK = 16384
 
 
 @dataclass
@@ -143,9 +145,19 @@ def _line_search_steps(V, evaluate, project, step: float, n_steps: int, slack: f
 
 
 def _solve_coefficients(S, B, G, n_steps: int):
-    """Accelerated projected-gradient steps on ``min ||X - S Z||^2`` over row-stochastic S."""
+    """Accelerated projected-gradient steps on ``min ||X - S Z||^2`` over row-stochastic S.
+
+    The rows are independent, so they are stepped in chunks that stay in the CPU's
+    cache for all the steps: with a million rows, stepping them all at once made every
+    elementwise operation several times slower per entry.
+    """
     step = 1.0 / lipschitz_constant(G)
-    return accelerated_steps(S, lambda Y: Y @ G - B, step, project_simplex, n_steps)
+    solved = torch.empty_like(S)
+    for rows in batch_slices(S.shape[0], _ROWS_PER_CHUNK):
+        solved[rows] = accelerated_steps(
+            S[rows], lambda Y, b=B[rows]: Y @ G - b, step, project_simplex, n_steps
+        )
+    return solved
 
 
 def fit_archetypes(
