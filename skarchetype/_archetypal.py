@@ -63,8 +63,10 @@ n_features), default="furthest_sum"
         samples. An array gives the initial archetypes themselves.
     n_init : int, default=1
         Number of starts; the fit with the smallest loss is kept.
-    max_iter : int, default=500
-        Maximum number of outer iterations of each start.
+    max_iter : int, default=1000
+        Maximum number of outer iterations of each start. An iteration reads the data
+        twice; most fits stop within a few hundred, but archetypes that nearly fill a
+        low-dimensional space can take longer.
     tol : float, default=1e-6
         Scale-free tolerance: a start stops when an iteration raises the explained
         variance by less than ``tol`` (or by less than the dtype's rounding noise) and no
@@ -159,7 +161,7 @@ n_features), default="furthest_sum"
         *,
         init="furthest_sum",
         n_init=1,
-        max_iter=500,
+        max_iter=1000,
         tol=1e-6,
         delta=0.0,
         batch_size=None,

@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_argument(fit)
     fit.add_argument("--n-archetypes", "-k", type=_positive_int, required=True, metavar="K")
     fit.add_argument("--out", required=True, help="where to save the model (e.g. model.joblib)")
-    fit.add_argument("--max-iter", type=_positive_int, default=500, help="(default: %(default)s)")
+    fit.add_argument("--max-iter", type=_positive_int, default=1000, help="(default: %(default)s)")
     _add_common_options(fit)
     fit.set_defaults(run=run_fit)
 
@@ -421,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=_positive_int, default=3, help="fits per K (default: %(default)s)"
     )
     sweep.add_argument("--out", help="folder for sweep.csv and sweep.png (default: print only)")
-    sweep.add_argument("--max-iter", type=_positive_int, default=500, help="(default: %(default)s)")
+    sweep.add_argument("--max-iter", type=_positive_int, default=1000,
+                       help="(default: %(default)s)")
     _add_common_options(sweep)
     sweep.set_defaults(run=run_sweep)
     return parser

@@ -167,7 +167,7 @@ def fit_archetypes(
     initial_archetypes: torch.Tensor | None = None,
     working_set: np.ndarray | None = None,
     delta: float = 0.0,
-    max_iter: int = 500,
+    max_iter: int = 1000,
     tol: float = 1e-6,
     weight_steps: int = 10,
     coefficient_steps: int = 2,
