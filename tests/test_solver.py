@@ -73,3 +73,12 @@ def test_weights_stay_on_the_simplex_over_the_working_set():
     ones = torch.ones(n_archetypes, dtype=torch.float64)
     torch.testing.assert_close(fit.weights.sum(dim=1), ones)
     torch.testing.assert_close(fit.archetypes, fit.weights @ data.rows(fit.working_set))
+
+
+def test_loss_curve_has_one_entry_per_iteration_after_the_start():
+    X, n_archetypes = data_set("synth")
+    data = CentredRows(X, CPU, torch.float64)
+    fit = fit_archetypes(data, furthest_sum(data, n_archetypes, np.random.RandomState(0)))
+    assert fit.converged
+    assert len(fit.loss_curve) == fit.n_iter + 1
+    assert fit.loss_curve[-1] == fit.sse

@@ -251,7 +251,7 @@ def fit_archetypes(
             if verbose:
                 print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}, "
                       f"{added} rows join the working set ({len(ws.indices)} in all)")
-            if stalled and complete and iteration > 1:
+            if stalled and complete:
                 converged = True
                 break
         previous = sse
@@ -265,5 +265,5 @@ def fit_archetypes(
             print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")
     return ArchetypeFit(
         archetypes=Z, coefficients=S, weights=C, working_set=ws.indices, sse=sse,
-        n_iter=iteration, converged=converged, loss_curve=curve,
+        n_iter=len(curve) - 1, converged=converged, loss_curve=curve,
     )
