@@ -303,8 +303,8 @@ n_features), default="furthest_sum"
             rows = INITIALISATIONS[self.init](data, self.n_archetypes, rng)
         else:
             centred = as_tensor(initial_archetypes, data.device, data.dtype) - data.mean
-            distances = data.squared_norms[:, None] - 2 * data.matmul(centred.T)
-            rows = to_numpy(distances.argmin(dim=0))
+            distances = data.squared_norms - 2 * data.inner(centred)
+            rows = to_numpy(distances.argmin(dim=1))
         fit = fit_archetypes(
             data, rows, initial_archetypes=centred, delta=self.delta, max_iter=self.max_iter,
             tol=self.tol, verbose=self.verbose,
@@ -354,10 +354,10 @@ n_features), default="furthest_sum"
     def _project(data: CentredRows, archetypes, start=None):
         """Per-row exact simplex least squares of the centred data on centred archetypes.
 
-        Returns the coefficients and the squared reconstruction error, both from one
-        pass over the data.
+        Returns the coefficients, shape (n_samples, K), and the squared reconstruction
+        error, both from one pass over the data. ``start`` is ``S^T``, shape (K, n_samples).
         """
-        cross, gram = data.matmul(archetypes.T), archetypes @ archetypes.T
+        cross, gram = data.inner(archetypes), archetypes @ archetypes.T
         coefficients, worst_gap = simplex_least_squares(
             cross, gram, S=start, max_iter=_TRANSFORM_MAX_ITER
         )
@@ -369,7 +369,8 @@ n_features), default="furthest_sum"
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        return coefficients, squared_error(data.total_sum_of_squares, coefficients, cross, gram)
+        sse = squared_error(data.total_sum_of_squares, coefficients, cross, gram)
+        return coefficients.T.contiguous(), sse
 
     def _fitted_data(self, X):
         """Validate ``X`` for a fitted model and wrap it, centred on the training mean."""

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from skarchetype._solvers import fit_archetypes
+from skarchetype._solvers import fit_archetypes, project_simplex
 from skarchetype._solvers._init import furthest_sum
 from skarchetype._solvers._rows import CentredRows
 from skarchetype.datasets import make_archetypal_data
@@ -82,3 +82,35 @@ def test_loss_curve_has_one_entry_per_iteration_after_the_start():
     assert fit.converged
     assert len(fit.loss_curve) == fit.n_iter + 1
     assert fit.loss_curve[-1] == fit.sse
+
+
+def sorted_projection(V):
+    """Projection of each row onto the probability simplex by sorting (Held et al. 1974)."""
+    U = np.sort(V, axis=1)[:, ::-1]
+    partial = np.cumsum(U, axis=1) - 1
+    ranks = np.arange(1, V.shape[1] + 1)
+    support = (U - partial / ranks > 0).sum(axis=1)
+    threshold = partial[np.arange(len(V)), support - 1] / support
+    return np.maximum(V - threshold[:, None], 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [0, 1])
+def test_projection_matches_the_sorting_reference_along_either_axis(dim, dtype):
+    rng = np.random.default_rng(0)
+    # near-sparse points as the solver meets them, plus far-off and tied ones
+    V = np.vstack([rng.dirichlet(np.full(12, 0.3), 500) + 0.05 * rng.normal(size=(500, 12)),
+                   10 * rng.normal(size=(100, 12)), np.full((3, 12), 0.25)])
+    expected = sorted_projection(V)
+    tensor = torch.as_tensor(V if dim == 1 else V.T.copy(), dtype=dtype)
+    projected = project_simplex(tensor, dim=dim).double().numpy()
+    atol = 16 * torch.finfo(dtype).eps * np.abs(V).max()  # rounding at the inputs' scale
+    np.testing.assert_allclose(projected if dim == 1 else projected.T, expected, atol=atol)
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+def test_relaxed_projection_keeps_sums_in_bounds(dim):
+    V = torch.randn(200, 7, dtype=torch.float64) * 3
+    V = V if dim == 1 else V.T.contiguous()
+    sums = project_simplex(V, 0.8, 1.2, dim=dim).sum(dim=dim)
+    assert sums.min() >= 0.8 - 1e-12 and sums.max() <= 1.2 + 1e-12

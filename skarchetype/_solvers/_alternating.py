@@ -16,7 +16,8 @@ block on ``S``, but:
   of the full problem.
 - The rows of ``S`` are independent problems, solved by accelerated projected gradient
   steps with the fixed step ``1 / lambda_max(Z Z^T)``: no line search, so no loss
-  evaluations, which cancel catastrophically in float32.
+  evaluations, which cancel catastrophically in float32. ``S`` is held transposed,
+  ``S^T`` of shape (K, n_samples), the layout in which those problems vectorise.
 
 An iteration reads ``X`` twice (``X Z^T`` and ``S^T X``) and holds nothing larger than
 ``n_samples x K`` besides the data.
@@ -32,11 +33,12 @@ import torch
 
 from .._torch import batch_slices
 from ._rows import CentredRows
-from ._simplex import accelerated_steps, lipschitz_constant, project_simplex
+from ._simplex import coefficient_steps, lipschitz_constant, project_simplex
 
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
-_ROWS_PER_CHUNK = 16384
+# entries of S stepped together: a chunk's few working arrays stay in the CPU's cache
+_ENTRIES_PER_CHUNK = 2**18
 
 
 @dataclass
@@ -44,7 +46,7 @@ class ArchetypeFit:
     """The result of one run of :func:`fit_archetypes` (tensors on the data's device)."""
 
     archetypes: torch.Tensor  # (K, n_features), centred
-    coefficients: torch.Tensor  # (n_samples, K), S
+    coefficients: torch.Tensor  # (K, n_samples), S transposed
     weights: torch.Tensor  # (K, |W|), C restricted to the working set
     working_set: np.ndarray  # (|W|,) row indices
     sse: float
@@ -82,14 +84,14 @@ class WorkingSet:
         return np.array([lookup[int(index)] for index in indices])
 
 
-def squared_error(total, S, B, G) -> float:
-    """``||X - S Z||^2`` from ``total = ||X||^2``, ``B = X Z^T`` and ``G = Z Z^T``, in float64."""
-    cross = (S.double() * B.double()).sum()
-    quadratic = ((S.double() @ G.double()) * S.double()).sum()
-    return float(total - 2 * cross + quadratic)
+def squared_error(total, St, Bt, G) -> float:
+    """``||X - S Z||^2`` from ``total = ||X||^2``, ``St = S^T``, ``Bt = Z X^T`` and
+    ``G = Z Z^T``, in float64."""
+    St, Bt, G = St.double(), Bt.double(), G.double()
+    return float(total - 2 * (St * Bt).sum() + ((G @ St) * St).sum())
 
 
-def _price(data: CentredRows, ws: WorkingSet, S, SX, C, Z, tol: float, n_candidates: int):
+def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candidates: int):
     """Rows outside the working set whose entry into ``C`` would lower the loss.
 
     The gradient of the loss in ``C`` is ``(H Z - S^T X) X^T`` with ``H = S^T S``. Row
@@ -97,13 +99,12 @@ def _price(data: CentredRows, ws: WorkingSet, S, SX, C, Z, tol: float, n_candida
     over the current support of ``C[k]`` (the KKT multiplier) by more than a tolerance
     scaled to the archetype's share of the data.
     """
-    residual_direction = S.T @ S @ Z - SX
-    gradient = data.matmul(residual_direction.T).T
+    gradient = data.inner(St @ St.T @ Z - SX)
     inside = torch.as_tensor(ws.indices, device=data.device)
     multiplier = (C * gradient[:, inside]).sum(dim=1) / C.sum(dim=1)
     improvement = multiplier[:, None] - gradient
     improvement[:, inside] = -math.inf
-    mass = S.sum(dim=0).double().clamp_min(1.0)
+    mass = St.sum(dim=1).double().clamp_min(1.0)
     threshold = math.sqrt(tol) * mass * data.total_sum_of_squares / data.shape[0]
     best, candidates = improvement.topk(min(n_candidates, improvement.shape[1]), dim=1)
     keep = best.double() > threshold[:, None].to(best.device)
@@ -144,20 +145,20 @@ def _line_search_steps(V, evaluate, project, step: float, n_steps: int, slack: f
     return V, value, step
 
 
-def _solve_coefficients(S, B, G, n_steps: int):
+def _solve_coefficients(St, Bt, G, n_steps: int):
     """Accelerated projected-gradient steps on ``min ||X - S Z||^2`` over row-stochastic S.
 
-    The rows are independent, so they are stepped in chunks that stay in the CPU's
-    cache for all the steps: with a million rows, stepping them all at once made every
-    elementwise operation several times slower per entry.
+    ``St = S^T`` and ``Bt = Z X^T`` hold one sample per column; ``St`` is updated in
+    place. The samples are independent, so they are stepped in chunks that stay in the
+    CPU's cache for all the steps: with a million samples, stepping them all at once
+    made every elementwise operation several times slower per entry.
     """
     step = 1.0 / lipschitz_constant(G)
-    solved = torch.empty_like(S)
-    for rows in batch_slices(S.shape[0], _ROWS_PER_CHUNK):
-        solved[rows] = accelerated_steps(
-            S[rows], lambda Y, b=B[rows]: Y @ G - b, step, project_simplex, n_steps
+    for columns in batch_slices(St.shape[1], max(1, _ENTRIES_PER_CHUNK // St.shape[0])):
+        St[:, columns] = coefficient_steps(
+            St[:, columns].contiguous(), Bt[:, columns].contiguous(), G, step, n_steps
         )
-    return solved
+    return St
 
 
 def fit_archetypes(
@@ -221,8 +222,8 @@ def fit_archetypes(
     def project_weights(V):
         return project_simplex(V, 1.0 - delta, 1.0 + delta) if delta else _clip_and_normalise(V)
 
-    def weights_block(C, S, SX, step):
-        H, R = S.T @ S, SX @ ws.rows.T
+    def weights_block(C, St, SX, step):
+        H, R = St @ St.T, SX @ ws.rows.T
 
         def evaluate(Y):
             curvature = H @ Y @ ws.gram
@@ -233,20 +234,20 @@ def fit_archetypes(
 
     generator = torch.Generator(device="cpu").manual_seed(int(initial_rows[0]))
     # PCHA's random start; 1 - U lies in (0, 1], so no weight is infinite
-    uniform = torch.rand(data.shape[0], n_archetypes, generator=generator, dtype=torch.float64)
-    S = -torch.log1p(-uniform)
-    S = (S / S.sum(dim=1, keepdim=True)).to(device=data.device, dtype=data.dtype)
+    uniform = torch.rand(n_archetypes, data.shape[0], generator=generator, dtype=torch.float64)
+    St = -torch.log1p(-uniform)
+    St = (St / St.sum(dim=0, keepdim=True)).to(device=data.device, dtype=data.dtype)
     Z = C @ ws.rows if initial_archetypes is None else initial_archetypes
-    B, G = data.matmul(Z.T), Z @ Z.T
-    S = _solve_coefficients(S, B, G, _INITIAL_COEFFICIENT_STEPS)
-    sse, SX = squared_error(total, S, B, G), data.rmatmul(S.T)
+    Bt, G = data.inner(Z), Z @ Z.T
+    St = _solve_coefficients(St, Bt, G, _INITIAL_COEFFICIENT_STEPS)
+    sse, SX = squared_error(total, St, Bt, G), data.rmatmul(St)
     curve, converged, complete, previous = [sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
     for iteration in range(1, max_iter + 1):
         decrease = previous - sse
         stalled = decrease <= tol * total + noise_floor
         if stalled or (not complete and decrease <= math.sqrt(tol) * total + noise_floor):
-            added = ws.extend(_price(data, ws, S, SX, C, Z, tol, n_candidates))
+            added = ws.extend(_price(data, ws, St, SX, C, Z, tol, n_candidates))
             C, complete = torch.nn.functional.pad(C, (0, added)), not added
             if verbose:
                 print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}, "
@@ -255,15 +256,15 @@ def fit_archetypes(
                 converged = True
                 break
         previous = sse
-        C, _, c_step_size = weights_block(C, S, SX, c_step_size)
+        C, _, c_step_size = weights_block(C, St, SX, c_step_size)
         Z = C @ ws.rows
-        B, G = data.matmul(Z.T), Z @ Z.T
-        S = _solve_coefficients(S, B, G, coefficient_steps)
-        sse, SX = squared_error(total, S, B, G), data.rmatmul(S.T)
+        Bt, G = data.inner(Z), Z @ Z.T
+        St = _solve_coefficients(St, Bt, G, coefficient_steps)
+        sse, SX = squared_error(total, St, Bt, G), data.rmatmul(St)
         curve.append(sse)
         if verbose >= 2:
             print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")
     return ArchetypeFit(
-        archetypes=Z, coefficients=S, weights=C, working_set=ws.indices, sse=sse,
+        archetypes=Z, coefficients=St, weights=C, working_set=ws.indices, sse=sse,
         n_iter=len(curve) - 1, converged=converged, loss_curve=curve,
     )

@@ -12,7 +12,7 @@ from ._simplex import simplex_least_squares
 def _distances_to(data: CentredRows, index: int) -> torch.Tensor:
     """Euclidean distances of every row of the data to row ``index``."""
     point = data.rows([index])[0]
-    squared = data.squared_norms - 2 * data.matmul(point[:, None])[:, 0] + point @ point
+    squared = data.squared_norms - 2 * data.inner(point[None])[0] + point @ point
     return squared.clamp_min(0).sqrt()
 
 
@@ -21,25 +21,32 @@ def furthest_sum(data: CentredRows, n_archetypes: int, rng, n_refinements: int =
 
     Starting from a random row, repeatedly add the row whose summed distance to the
     rows chosen so far is largest. Then ``n_refinements`` times drop the oldest choice
-    and add the furthest row from the others, which removes the random start.
+    and add the furthest row from the others, which removes the random start. The
+    refinements mostly pick rows chosen before, whose distances are kept rather than
+    recomputed: each new row costs a pass over the data.
 
     Returns
     -------
     ndarray of shape (n_archetypes,)
         Row indices of the chosen points.
     """
+    distances = {}
+
+    def distances_of(row: int) -> torch.Tensor:
+        if row not in distances:
+            distances[row] = _distances_to(data, row)
+        return distances[row].double()
+
     chosen = [int(rng.randint(data.shape[0]))]
-    distances = {chosen[0]: _distances_to(data, chosen[0])}
-    summed = distances[chosen[0]].double().clone()
+    summed = distances_of(chosen[0]).clone()
     for step in range(n_archetypes - 1 + n_refinements):
         if step >= n_archetypes - 1:
-            summed -= distances.pop(chosen.pop(0)).double()
+            summed -= distances_of(chosen.pop(0))
         candidates = summed.clone()
         candidates[chosen] = -np.inf
         new = int(candidates.argmax())
         chosen.append(new)
-        distances[new] = _distances_to(data, new)
-        summed += distances[new].double()
+        summed += distances_of(new)
     return np.array(chosen)
 
 
@@ -56,12 +63,12 @@ def aa_plus_plus(data: CentredRows, n_archetypes: int, rng):
     chosen = [int(rng.randint(data.shape[0]))]
     for _ in range(n_archetypes - 1):
         hull = data.rows(chosen)
-        cross, gram = data.matmul(hull.T), hull @ hull.T
+        cross, gram = data.inner(hull), hull @ hull.T
         coefficients, _ = simplex_least_squares(cross, gram, max_iter=200)
         residual = (
             data.squared_norms
-            - 2 * (cross * coefficients).sum(dim=1)
-            + ((coefficients @ gram) * coefficients).sum(dim=1)
+            - 2 * (cross * coefficients).sum(dim=0)
+            + ((gram @ coefficients) * coefficients).sum(dim=0)
         )
         probabilities = residual.double().clamp_min(0).cpu().numpy()
         probabilities[chosen] = 0

@@ -13,7 +13,7 @@ _CHUNK_ROWS = 8192
 class CentredRows:
     """The matrix ``X - mean(X)`` as the products an archetype solver needs.
 
-    The solvers touch the data only through :meth:`matmul`, :meth:`rmatmul` and
+    The solvers touch the data only through :meth:`inner`, :meth:`rmatmul` and
     :meth:`rows`. When ``block_size`` is None the centred matrix is one tensor on the
     device; otherwise rows are read ``block_size`` at a time from ``X`` (a numpy array
     or a read-only memory map larger than memory) and centred on the fly, so no copy
@@ -68,13 +68,13 @@ class CentredRows:
             norms[rows] = torch.linalg.vector_norm(block, dim=1).square()
         return norms
 
-    def matmul(self, A: torch.Tensor) -> torch.Tensor:
-        """``(X - mean) @ A`` for ``A`` of shape (n_features, q)."""
-        # computed as (A^T block^T)^T: BLAS is several times faster in this layout in float64
-        out = torch.empty(A.shape[1], self.shape[0], device=self.device, dtype=self.dtype)
+    def inner(self, Y: torch.Tensor) -> torch.Tensor:
+        """``Y @ (X - mean).T``: inner products of the rows of ``Y`` (q, n_features) with
+        every centred sample, shape (q, n_samples)."""
+        out = torch.empty(Y.shape[0], self.shape[0], device=self.device, dtype=self.dtype)
         for rows, block in self._blocks():
-            out[:, rows] = A.T @ block.T
-        return out.T.contiguous()
+            out[:, rows] = Y @ block.T
+        return out
 
     def rmatmul(self, A: torch.Tensor) -> torch.Tensor:
         """``A @ (X - mean)`` for ``A`` of shape (q, n_samples)."""
