@@ -416,11 +416,11 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         with evaluation_mode(self.module), recorder:
             for rows, pooled in batches:
                 if out is not None:
-                    self._check_widths(pooled, layers)
-                    out[rows] = to_numpy(torch.cat(pooled, dim=1))
+                    self._write(out, rows, pooled, layers)
         return recorder
 
-    def _check_widths(self, pooled: list[torch.Tensor], layers: tuple[str, ...]) -> None:
+    def _write(self, out: np.ndarray, rows: slice, pooled: list[torch.Tensor], layers) -> None:
+        """Write each layer's features of a batch into its columns of ``out``."""
         for layer, features in zip(layers, pooled, strict=True):
             columns = self.layer_slices_[layer]
             if features.shape[1] != columns.stop - columns.start:
@@ -429,3 +429,4 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
                     f"{columns.stop - columns.start} when fitted: the input's shape differs from "
                     f"the one seen in fit ({self.layer_output_shapes_[layer]} at that layer)."
                 )
+            out[rows, columns] = to_numpy(features)
