@@ -1,9 +1,10 @@
 """Projections onto the simplex and simplex-constrained least squares, vectorised.
 
-Every function treats the slices of a matrix along ``dim`` as independent points: rows
-with ``dim=1``, columns with ``dim=0``. The many small problems of the coefficients
-``S`` are held transposed, one sample per column, because torch reduces and broadcasts
-along the long axis several times faster than across rows of a dozen entries.
+The projection treats the slices of a matrix along ``dim`` as independent points: rows
+with ``dim=1`` (the archetype weights), columns with ``dim=0``. The many small problems
+of the coefficients ``S`` are held transposed, one sample per column, because torch
+reduces and broadcasts along the long axis several times faster than across rows of a
+dozen entries.
 """
 
 from __future__ import annotations
@@ -91,19 +92,19 @@ def lipschitz_constant(gram: torch.Tensor) -> float:
     return max(largest, torch.finfo(gram.dtype).tiny)
 
 
-def accelerated_steps(V, gradient, step: float, project, n_steps: int, *, dim: int = 1):
-    """Projected gradient steps with Nesterov momentum, restarted point by point on overshoot.
+def coefficient_steps(S, B, G, step: float, n_steps: int) -> torch.Tensor:
+    """Accelerated projected-gradient steps on ``min_s 1/2 s^T G s - s^T b`` over the simplex.
 
-    The slices of ``V`` along ``dim`` are independent problems, each with its own
-    momentum; ``gradient(Y)`` returns the gradient at ``Y`` and ``project`` maps them
-    back onto the feasible set.
+    Every column ``s`` of ``S`` (with ``b`` the same column of ``B``) is its own problem
+    with its own Nesterov momentum, restarted when a step overshoots; ``step`` is the
+    step size.
     """
-    momentum = torch.ones_like(V.sum(dim=dim, keepdim=True))
-    Y = V
+    momentum = S.new_ones(1, S.shape[1])
+    V = Y = S
     for _ in range(n_steps):
-        V_next = project(torch.add(Y, gradient(Y), alpha=-step))
+        V_next = _project_onto_sum(torch.addmm(B, G, Y, beta=-1).mul_(-step).add_(Y), 1.0, 0)
         change = V_next - V
-        overshoot = ((Y - V_next).mul_(change)).sum(dim=dim, keepdim=True) > 0
+        overshoot = ((Y - V_next).mul_(change)).sum(dim=0, keepdim=True) > 0
         momentum_next = (1 + torch.sqrt(1 + 4 * momentum**2)) / 2
         weight = ((momentum - 1) / momentum_next).masked_fill_(overshoot, 0)
         Y = torch.addcmul(V_next, weight, change)
@@ -111,18 +112,9 @@ def accelerated_steps(V, gradient, step: float, project, n_steps: int, *, dim: i
     return V
 
 
-def coefficient_steps(S, B, G, step: float, n_steps: int) -> torch.Tensor:
-    """Accelerated steps on ``min_s 1/2 s^T G s - s^T b`` over the simplex, for each
-    column ``s`` of ``S`` and ``b`` of ``B``, with the step size ``step``."""
-    return accelerated_steps(
-        S, lambda Y: torch.addmm(B, G, Y, beta=-1), step,
-        lambda V: _project_onto_sum(V, 1.0, 0), n_steps, dim=0,
-    )
-
-
-def frank_wolfe_gap(S: torch.Tensor, gradient: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Duality gap of each point of a simplex-constrained problem: bounds its suboptimality."""
-    return (S * gradient).sum(dim=dim) - gradient.amin(dim=dim)
+def frank_wolfe_gap(S: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """Duality gap of each column of a simplex-constrained problem: bounds its suboptimality."""
+    return (S * gradient).sum(dim=0) - gradient.amin(dim=0)
 
 
 def simplex_least_squares(
