@@ -5,8 +5,9 @@ decode+encode evaluations (each base point and its d single-coordinate intervent
 The bare pass decodes and re-encodes that many random latents in batches of the same size
 under ``torch.inference_mode()`` and discards the output. ``LatentResponse.fit`` is timed
 whole: it also encodes the N inputs, validates them and draws the interventions, all of
-which count against it. Runs alternate and the best of ``--repeats`` is kept (a busy
-machine only ever slows a run down). The target is a ratio of at least 80 %.
+which count against it. Runs alternate, the order flipping every repeat, and the best of
+``--repeats`` is kept (a busy machine only ever slows a run down). The target is a ratio
+of at least 80 %.
 
 Run from the repository root: ``python benchmarks/bench_latent_response.py``.
 """
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 import torch
+from _timing import alternating_times
 from torch import nn
 
 from skarchetype import LatentResponse
@@ -64,12 +65,6 @@ def bare_decode_encode(model, Z: np.ndarray, batch_size: int) -> None:
             getattr(output, "mean", output)
 
 
-def seconds(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
 def measure(name: str, n_samples: int, batch_size: int, repeats: int) -> dict:
     factory, sample_shape, n_latent = CASES[name]
     torch.manual_seed(0)
@@ -81,12 +76,12 @@ def measure(name: str, n_samples: int, batch_size: int, repeats: int) -> dict:
                            batch_size=batch_size, device="cpu", random_state=0)
     bare_decode_encode(model, Z[:batch_size], batch_size)  # warm-up: allocator, kernels
     assay.fit(X[:batch_size])
-    bare, assayed = [], []
-    for _ in range(repeats):
-        bare.append(seconds(lambda: bare_decode_encode(model, Z, batch_size)))
-        assayed.append(seconds(lambda: assay.fit(X)))
+    times = alternating_times({
+        "bare": lambda: bare_decode_encode(model, Z, batch_size),
+        "assay": lambda: assay.fit(X),
+    }, repeats)
     return {"model": name, "latent": n_latent, "evaluations": len(Z),
-            "bare": len(Z) / min(bare), "assay": len(Z) / min(assayed)}
+            "bare": len(Z) / times["bare"].min(), "assay": len(Z) / times["assay"].min()}
 
 
 def main() -> None:

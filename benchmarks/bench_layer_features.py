@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 import torch
+from _timing import alternating_times
 from torch import nn
 
 from skarchetype import TorchLayerFeatures
@@ -77,12 +77,6 @@ def bare_forward(module: nn.Module, X: np.ndarray, batch_size: int) -> None:
             module(torch.from_numpy(X[rows]))
 
 
-def seconds(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
 def measure(name: str, n_samples: int, batch_size: int, repeats: int) -> dict:
     factory, sample_shape, layers = CASES[name]
     torch.manual_seed(0)
@@ -91,15 +85,11 @@ def measure(name: str, n_samples: int, batch_size: int, repeats: int) -> dict:
     features = TorchLayerFeatures(module, layers, batch_size=batch_size, device="cpu").fit(X)
     bare_forward(module, X[:batch_size], batch_size)  # warm-up: allocator, kernels
     features.transform(X[:batch_size])
-    runs = {
+    times = alternating_times({
         "bare": lambda: bare_forward(module, X, batch_size),
         "hooked": lambda: features.transform(X),
-    }
-    times = {"bare": [], "hooked": []}
-    for repeat in range(repeats):
-        for side in sorted(runs, reverse=repeat % 2 == 1):
-            times[side].append(seconds(runs[side]))
-    bare, hooked = np.array(times["bare"]), np.array(times["hooked"])
+    }, repeats)
+    bare, hooked = times["bare"], times["hooked"]
     return {
         "network": name,
         "layers": len(layers),
