@@ -325,11 +325,11 @@ n_features), default="furthest_sum"
                 stacklevel=3,
             )
         dtype = np.dtype(str(data.dtype).removeprefix("torch."))
-        self.mean_ = to_numpy(data.mean).astype(dtype)
-        self.archetypes_ = to_numpy(fit.archetypes + data.mean).astype(dtype)
+        self.mean_ = to_numpy(data.mean).astype(dtype, copy=False)
+        self.archetypes_ = to_numpy(fit.archetypes + data.mean).astype(dtype, copy=False)
         self.components_ = self.archetypes_
         coefficients, sse = self._project(data, fit.archetypes, fit.coefficients)
-        self.coefficients_ = to_numpy(coefficients).astype(dtype)
+        self.coefficients_ = to_numpy(coefficients).astype(dtype, copy=False)
         total = data.total_sum_of_squares
         if total == 0:
             warnings.warn(

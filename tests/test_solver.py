@@ -5,9 +5,10 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from skarchetype._solvers import fit_archetypes, project_simplex
+from skarchetype._solvers import _alternating, fit_archetypes, project_simplex
 from skarchetype._solvers._init import furthest_sum
 from skarchetype._solvers._rows import CentredRows
+from skarchetype._solvers._simplex import coefficient_steps, lipschitz_constant
 from skarchetype.datasets import make_archetypal_data
 
 CPU = torch.device("cpu")
@@ -114,3 +115,30 @@ def test_relaxed_projection_keeps_sums_in_bounds(dim):
     V = V if dim == 1 else V.T.contiguous()
     sums = project_simplex(V, 0.8, 1.2, dim=dim).sum(dim=dim)
     assert sums.min() >= 0.8 - 1e-12 and sums.max() <= 1.2 + 1e-12
+
+
+def test_coefficients_stepped_in_chunks_match_one_chunk(monkeypatch):
+    """The cache-sized chunks (and the last, shorter one) step every sample as one call would."""
+    X, n_archetypes = data_set("synth")
+    data = CentredRows(X, CPU, torch.float64)
+    start = furthest_sum(data, n_archetypes, np.random.RandomState(0))
+    whole = fit_archetypes(data, start)
+    monkeypatch.setattr(_alternating, "_ENTRIES_PER_CHUNK", n_archetypes * 300)
+    chunked = fit_archetypes(data, start)
+    assert chunked.n_iter == whole.n_iter
+    # equal up to the rounding of products taken over chunks of other widths
+    torch.testing.assert_close(chunked.coefficients, whole.coefficients, rtol=0, atol=1e-9)
+
+
+def test_coefficient_steps_reuse_their_workspace_and_update_in_place():
+    generator = torch.Generator().manual_seed(0)
+    Z = torch.randn(4, 6, generator=generator, dtype=torch.float64)
+    X = torch.randn(50, 6, generator=generator, dtype=torch.float64)
+    B, G = Z @ X.T, Z @ Z.T
+    step = 1 / lipschitz_constant(G)
+    fresh = coefficient_steps(torch.full((4, 50), 0.25, dtype=torch.float64), B, G, step, 7)
+    S = torch.full((4, 50), 0.25, dtype=torch.float64)
+    work = torch.full((3, 4, 80), torch.nan, dtype=torch.float64)  # larger than needed
+    assert coefficient_steps(S, B, G, step, 7, work) is S
+    torch.testing.assert_close(S, fresh, rtol=0, atol=0)
+    torch.testing.assert_close(S.sum(dim=0), torch.ones(50, dtype=torch.float64))

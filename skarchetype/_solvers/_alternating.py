@@ -33,7 +33,7 @@ import torch
 
 from .._torch import batch_slices
 from ._rows import CentredRows
-from ._simplex import coefficient_steps, lipschitz_constant, project_simplex
+from ._simplex import coefficient_steps, leading, lipschitz_constant, project_simplex
 
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
@@ -86,9 +86,10 @@ class WorkingSet:
 
 def squared_error(total, St, Bt, G) -> float:
     """``||X - S Z||^2`` from ``total = ||X||^2``, ``St = S^T``, ``Bt = Z X^T`` and
-    ``G = Z Z^T``, in float64."""
-    St, Bt, G = St.double(), Bt.double(), G.double()
-    return float(total - 2 * (St * Bt).sum() + ((G @ St) * St).sum())
+    ``G = Z Z^T``, in float64: ``total - 2 <S^T, B^T> + <G, S^T S>``."""
+    St, Bt = St.double(), Bt.double()
+    cross = torch.dot(St.reshape(-1), Bt.reshape(-1))
+    return float(total - 2 * cross + (G.double() * (St @ St.T)).sum())
 
 
 def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candidates: int):
@@ -145,20 +146,30 @@ def _line_search_steps(V, evaluate, project, step: float, n_steps: int, slack: f
     return V, value, step
 
 
-def _solve_coefficients(St, Bt, G, n_steps: int):
+def _coefficient_workspace(St) -> torch.Tensor:
+    """Scratch for :func:`_solve_coefficients`: four buffers of one chunk of ``St``."""
+    width = min(St.shape[1], max(1, _ENTRIES_PER_CHUNK // St.shape[0]))
+    return St.new_empty(4, St.shape[0], width)
+
+
+def _solve_coefficients(St, Bt, G, n_steps: int, work) -> None:
     """Accelerated projected-gradient steps on ``min ||X - S Z||^2`` over row-stochastic S.
 
     ``St = S^T`` and ``Bt = Z X^T`` hold one sample per column; ``St`` is updated in
-    place. The samples are independent, so they are stepped in chunks that stay in the
-    CPU's cache for all the steps: with a million samples, stepping them all at once
-    made every elementwise operation several times slower per entry.
+    place, using ``work`` from :func:`_coefficient_workspace`. The samples are
+    independent, so they are stepped in chunks that stay in the CPU's cache for all the
+    steps: with a million samples, stepping them all at once made every elementwise
+    operation several times slower per entry.
     """
     step = 1.0 / lipschitz_constant(G)
-    for columns in batch_slices(St.shape[1], max(1, _ENTRIES_PER_CHUNK // St.shape[0])):
-        St[:, columns] = coefficient_steps(
-            St[:, columns].contiguous(), Bt[:, columns].contiguous(), G, step, n_steps
-        )
-    return St
+    width = work.shape[2]
+    if St.shape[1] == width:
+        coefficient_steps(St, Bt, G, step, n_steps, work[:3])
+        return
+    for columns in batch_slices(St.shape[1], width):
+        chunk = leading(work[3], (St.shape[0], columns.stop - columns.start))
+        chunk.copy_(St[:, columns])
+        St[:, columns] = coefficient_steps(chunk, Bt[:, columns], G, step, n_steps, work[:3])
 
 
 def fit_archetypes(
@@ -239,7 +250,8 @@ def fit_archetypes(
     St = (St / St.sum(dim=0, keepdim=True)).to(device=data.device, dtype=data.dtype)
     Z = C @ ws.rows if initial_archetypes is None else initial_archetypes
     Bt, G = data.inner(Z), Z @ Z.T
-    St = _solve_coefficients(St, Bt, G, _INITIAL_COEFFICIENT_STEPS)
+    work = _coefficient_workspace(St)
+    _solve_coefficients(St, Bt, G, _INITIAL_COEFFICIENT_STEPS, work)
     sse, SX = squared_error(total, St, Bt, G), data.rmatmul(St)
     curve, converged, complete, previous = [sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
@@ -258,8 +270,8 @@ def fit_archetypes(
         previous = sse
         C, _, c_step_size = weights_block(C, St, SX, c_step_size)
         Z = C @ ws.rows
-        Bt, G = data.inner(Z), Z @ Z.T
-        St = _solve_coefficients(St, Bt, G, coefficient_steps)
+        Bt, G = data.inner(Z, out=Bt), Z @ Z.T
+        _solve_coefficients(St, Bt, G, coefficient_steps, work)
         sse, SX = squared_error(total, St, Bt, G), data.rmatmul(St)
         curve.append(sse)
         if verbose >= 2:

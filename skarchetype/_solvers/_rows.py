@@ -68,10 +68,13 @@ class CentredRows:
             norms[rows] = torch.linalg.vector_norm(block, dim=1).square()
         return norms
 
-    def inner(self, Y: torch.Tensor) -> torch.Tensor:
+    def inner(self, Y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``Y @ (X - mean).T``: inner products of the rows of ``Y`` (q, n_features) with
-        every centred sample, shape (q, n_samples)."""
-        out = torch.empty(Y.shape[0], self.shape[0], device=self.device, dtype=self.dtype)
+        every centred sample, shape (q, n_samples), written into ``out`` when given."""
+        if out is None:
+            out = torch.empty(Y.shape[0], self.shape[0], device=self.device, dtype=self.dtype)
+        if not self._streamed:
+            return torch.matmul(Y, self._centred.T, out=out)
         for rows, block in self._blocks():
             out[:, rows] = Y @ block.T
         return out

@@ -35,23 +35,24 @@ def project_simplex(
     Tensor of the shape of ``V``
     """
     if lower == upper:
-        return _project_onto_sum(V, lower, dim)
+        return _project_onto_sum_(V.clone(), lower, dim)
     clamped = V.clamp_min(0)
     total = clamped.sum(dim=dim, keepdim=True)
     inside = (total >= lower) & (total <= upper)
     target = torch.full_like(total, upper).masked_fill(total < lower, lower)
-    return torch.where(inside, clamped, _project_onto_sum(V, target, dim))
+    return torch.where(inside, clamped, _project_onto_sum_(V.clone(), target, dim))
 
 
-def _project_onto_sum(V: torch.Tensor, total, dim: int) -> torch.Tensor:
-    """Projection of each slice along ``dim`` onto ``{v >= 0, sum(v) = total}`` (Michelot 1986).
+def _project_onto_sum_(V: torch.Tensor, total, dim: int, work=None) -> torch.Tensor:
+    """Project each slice of ``V`` along ``dim`` onto ``{v >= 0, sum(v) = total}``, in place.
 
     The projection is ``max(v - t, 0)`` for the threshold ``t`` at which the entries above
-    it sum to ``total``. Starting below it, each round moves ``t`` to where the entries now
-    above it would sum to ``total``; ``t`` only grows and the set above it only shrinks,
-    and when a round leaves that set's size unchanged ``t`` is exact: at most
+    it sum to ``total`` (Michelot 1986). Starting below it, each round moves ``t`` to where
+    the entries now above it would sum to ``total``; ``t`` only grows and the set above it
+    only shrinks, and when a round leaves that set's size unchanged ``t`` is exact: at most
     ``V.shape[dim]`` rounds, and no sort (which dominated the solver's time). Most points
-    settle in two or three rounds; once few still move, rounds visit only those.
+    settle in two or three rounds; once few still move, rounds visit only those. ``work``,
+    a tensor of ``V``'s shape, receives the first round's excess instead of a new one.
     """
     across = 1 - dim
     size = V.shape[dim]
@@ -62,13 +63,14 @@ def _project_onto_sum(V: torch.Tensor, total, dim: int) -> torch.Tensor:
     moving = None  # every point
     for _ in range(size):
         if moving is None:
-            points, current, counted, target = V, threshold, count, total
+            excess = torch.sub(V, threshold, out=work)
+            current, counted, target = threshold, count, total
         else:
-            points, current, counted, target = (
-                tensor.index_select(across, moving) for tensor in (V, threshold, count, total)
+            current, counted, target = (
+                tensor.index_select(across, moving) for tensor in (threshold, count, total)
             )
-        excess = (points - current).clamp_min_(0)
-        mass = excess.sum(dim=dim, keepdim=True)
+            excess = V.index_select(across, moving).sub_(current)
+        mass = excess.clamp_min_(0).sum(dim=dim, keepdim=True)
         above = excess.sign_().sum(dim=dim, keepdim=True)
         updated = current + (mass - target) / above
         changed = (above != counted).flatten()
@@ -83,7 +85,7 @@ def _project_onto_sum(V: torch.Tensor, total, dim: int) -> torch.Tensor:
             moving = moving[changed]
         if moving is not None and moving.numel() == 0:
             break
-    return (V - threshold).clamp_min_(0)
+    return V.sub_(threshold).clamp_min_(0)
 
 
 def lipschitz_constant(gram: torch.Tensor) -> float:
@@ -92,29 +94,37 @@ def lipschitz_constant(gram: torch.Tensor) -> float:
     return max(largest, torch.finfo(gram.dtype).tiny)
 
 
-def coefficient_steps(S, B, G, step: float, n_steps: int) -> torch.Tensor:
+def leading(buffer: torch.Tensor, shape) -> torch.Tensor:
+    """The first entries of the contiguous ``buffer`` as a contiguous tensor of ``shape``."""
+    return buffer.view(-1)[: math.prod(shape)].view(shape)
+
+
+def coefficient_steps(S, B, G, step: float, n_steps: int, work=None) -> torch.Tensor:
     """Accelerated projected-gradient steps on ``min_s 1/2 s^T G s - s^T b`` over the simplex.
 
     Every column ``s`` of ``S`` (with ``b`` the same column of ``B``) is its own problem
     with its own Nesterov momentum, restarted when a step overshoots; ``step`` is the
-    step size.
+    step size. ``S`` is updated in place and returned. ``work`` holds three contiguous
+    scratch tensors of at least ``S.numel()`` entries each: a solver that steps many
+    times passes the same ones, so that no step allocates (fresh memory costs a page
+    fault per 4 KiB).
     """
-    momentum = S.new_ones(1, S.shape[1])
-    V = Y = S
+    if work is None:
+        work = S.new_empty(3, *S.shape)
+    Y, V, spare = (leading(buffer, S.shape) for buffer in work)
+    Y.copy_(S)
+    current, momentum = S, S.new_ones(1, S.shape[1])
     for _ in range(n_steps):
-        V_next = _project_onto_sum(torch.addmm(B, G, Y, beta=-1).mul_(-step).add_(Y), 1.0, 0)
-        change = V_next - V
-        overshoot = ((Y - V_next).mul_(change)).sum(dim=0, keepdim=True) > 0
+        torch.addmm(B, G, Y, beta=-1, out=V)  # the gradient at Y
+        _project_onto_sum_(V.mul_(-step).add_(Y), 1.0, 0, spare)
+        torch.sub(Y, V, out=spare)
+        change = torch.sub(V, current, out=Y)
+        overshoot = spare.mul_(change).sum(dim=0, keepdim=True) > 0
         momentum_next = (1 + torch.sqrt(1 + 4 * momentum**2)) / 2
         weight = ((momentum - 1) / momentum_next).masked_fill_(overshoot, 0)
-        Y = torch.addcmul(V_next, weight, change)
-        V, momentum = V_next, momentum_next.masked_fill_(overshoot, 1)
-    return V
-
-
-def frank_wolfe_gap(S: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-    """Duality gap of each column of a simplex-constrained problem: bounds its suboptimality."""
-    return (S * gradient).sum(dim=0) - gradient.amin(dim=0)
+        Y = change.mul_(weight).add_(V)
+        current, V, momentum = V, current, momentum_next.masked_fill_(overshoot, 1)
+    return S if current is S else S.copy_(current)
 
 
 def simplex_least_squares(
@@ -130,8 +140,9 @@ def simplex_least_squares(
 
     With ``G = Z Z^T`` and ``B = Z X^T`` this is ``min ||x - Z^T s||^2`` for each row ``x``
     of ``X``: the coefficients of samples on fixed archetypes, one sample per column.
-    Every sample stops on its own certificate (its Frank-Wolfe gap), so its result does
-    not depend on which other samples are solved with it.
+    Every sample stops on its own certificate (its Frank-Wolfe gap, which bounds its
+    suboptimality), so its result does not depend on which other samples are solved
+    with it.
 
     Parameters
     ----------
@@ -143,7 +154,7 @@ def simplex_least_squares(
     max_iter : int
         Cap on accelerated projected-gradient iterations.
     S : Tensor of shape (n_archetypes, n_samples), optional
-        Starting point; uniform weights by default.
+        Starting point, updated in place; uniform weights by default.
 
     Returns
     -------
@@ -157,15 +168,21 @@ def simplex_least_squares(
     n_archetypes, n_samples = B.shape
     if tol is None:
         tol = max(1e-10, 8 * torch.finfo(B.dtype).eps)
-    S = B.new_full(B.shape, 1.0 / n_archetypes) if S is None else S.clone()
+    if S is None:
+        S = B.new_full(B.shape, 1.0 / n_archetypes)
     scale = torch.diagonal(G).mean().clamp_min(torch.finfo(G.dtype).tiny)
     step = 1.0 / lipschitz_constant(G)
+    work = S.new_empty(3, *S.shape)
     active = torch.arange(n_samples, device=B.device)
     for _ in range(math.ceil(max_iter / check_every)):
-        targets = B[:, active]
-        solved = coefficient_steps(S[:, active], targets, G, step, check_every)
-        S[:, active] = solved
-        gaps = frank_wolfe_gap(solved, torch.addmm(targets, G, solved, beta=-1)) / scale
+        everyone = active.numel() == n_samples
+        solved, targets = (S, B) if everyone else (S[:, active], B[:, active])
+        coefficient_steps(solved, targets, G, step, check_every, work)
+        if not everyone:
+            S[:, active] = solved
+        gradient = torch.addmm(targets, G, solved, beta=-1, out=leading(work[0], solved.shape))
+        minimum = gradient.amin(dim=0)
+        gaps = (gradient.mul_(solved).sum(dim=0) - minimum) / scale  # Frank-Wolfe gaps
         active = active[gaps > tol]
         if active.numel() == 0:
             return S, 0.0
