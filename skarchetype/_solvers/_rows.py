@@ -73,10 +73,8 @@ class CentredRows:
         every centred sample, shape (q, n_samples), written into ``out`` when given."""
         if out is None:
             out = torch.empty(Y.shape[0], self.shape[0], device=self.device, dtype=self.dtype)
-        if not self._streamed:
-            return torch.matmul(Y, self._centred.T, out=out)
         for rows, block in self._blocks():
-            out[:, rows] = Y @ block.T
+            torch.matmul(Y, block.T, out=out[:, rows])
         return out
 
     def rmatmul(self, A: torch.Tensor) -> torch.Tensor:
