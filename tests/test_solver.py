@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from skarchetype._solvers import _alternating, fit_archetypes, project_simplex
 from skarchetype._solvers._init import furthest_sum
 from skarchetype._solvers._rows import CentredRows
-from skarchetype._solvers._simplex import coefficient_steps, lipschitz_constant
+from skarchetype._solvers._simplex import lipschitz_constant, step_coefficients
 from skarchetype.datasets import make_archetypal_data
 
 CPU = torch.device("cpu")
@@ -130,15 +130,15 @@ def test_coefficients_stepped_in_chunks_match_one_chunk(monkeypatch):
     torch.testing.assert_close(chunked.coefficients, whole.coefficients, rtol=0, atol=1e-9)
 
 
-def test_coefficient_steps_reuse_their_workspace_and_update_in_place():
+def test_step_coefficients_reuses_its_workspace_and_updates_in_place():
     generator = torch.Generator().manual_seed(0)
     Z = torch.randn(4, 6, generator=generator, dtype=torch.float64)
     X = torch.randn(50, 6, generator=generator, dtype=torch.float64)
     B, G = Z @ X.T, Z @ Z.T
     step = 1 / lipschitz_constant(G)
-    fresh = coefficient_steps(torch.full((4, 50), 0.25, dtype=torch.float64), B, G, step, 7)
+    fresh = step_coefficients(torch.full((4, 50), 0.25, dtype=torch.float64), B, G, step, 7)
     S = torch.full((4, 50), 0.25, dtype=torch.float64)
     work = torch.full((3, 4, 80), torch.nan, dtype=torch.float64)  # larger than needed
-    assert coefficient_steps(S, B, G, step, 7, work) is S
+    assert step_coefficients(S, B, G, step, 7, work) is S
     torch.testing.assert_close(S, fresh, rtol=0, atol=0)
     torch.testing.assert_close(S.sum(dim=0), torch.ones(50, dtype=torch.float64))

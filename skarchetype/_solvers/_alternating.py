@@ -33,7 +33,7 @@ import torch
 
 from .._torch import batch_slices
 from ._rows import CentredRows
-from ._simplex import coefficient_steps, leading, lipschitz_constant, project_simplex
+from ._simplex import leading, lipschitz_constant, project_simplex, step_coefficients
 
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
@@ -164,12 +164,12 @@ def _solve_coefficients(St, Bt, G, n_steps: int, work) -> None:
     step = 1.0 / lipschitz_constant(G)
     width = work.shape[2]
     if St.shape[1] == width:
-        coefficient_steps(St, Bt, G, step, n_steps, work[:3])
+        step_coefficients(St, Bt, G, step, n_steps, work[:3])
         return
     for columns in batch_slices(St.shape[1], width):
         chunk = leading(work[3], (St.shape[0], columns.stop - columns.start))
         chunk.copy_(St[:, columns])
-        St[:, columns] = coefficient_steps(chunk, Bt[:, columns], G, step, n_steps, work[:3])
+        St[:, columns] = step_coefficients(chunk, Bt[:, columns], G, step, n_steps, work[:3])
 
 
 def fit_archetypes(

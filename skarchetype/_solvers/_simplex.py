@@ -99,7 +99,7 @@ def leading(buffer: torch.Tensor, shape) -> torch.Tensor:
     return buffer.view(-1)[: math.prod(shape)].view(shape)
 
 
-def coefficient_steps(S, B, G, step: float, n_steps: int, work=None) -> torch.Tensor:
+def step_coefficients(S, B, G, step: float, n_steps: int, work=None) -> torch.Tensor:
     """Accelerated projected-gradient steps on ``min_s 1/2 s^T G s - s^T b`` over the simplex.
 
     Every column ``s`` of ``S`` (with ``b`` the same column of ``B``) is its own problem
@@ -177,7 +177,7 @@ def simplex_least_squares(
     for _ in range(math.ceil(max_iter / check_every)):
         everyone = active.numel() == n_samples
         solved, targets = (S, B) if everyone else (S[:, active], B[:, active])
-        coefficient_steps(solved, targets, G, step, check_every, work)
+        step_coefficients(solved, targets, G, step, check_every, work)
         if not everyone:
             S[:, active] = solved
         gradient = torch.addmm(targets, G, solved, beta=-1, out=leading(work[0], solved.shape))
