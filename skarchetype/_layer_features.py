@@ -25,7 +25,6 @@ from ._torch import (
     map_batches,
     numpy_dtype,
     resolve_device,
-    to_numpy,
     torch_dtype,
 )
 
@@ -420,7 +419,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         return recorder
 
     def _write(self, out: np.ndarray, rows: slice, pooled: list[torch.Tensor], layers) -> None:
-        """Write each layer's features of a batch into its columns of ``out``."""
+        """Write the layers' features of a batch into its rows of ``out``, in one copy."""
         for layer, features in zip(layers, pooled, strict=True):
             columns = self.layer_slices_[layer]
             if features.shape[1] != columns.stop - columns.start:
@@ -429,4 +428,4 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
                     f"{columns.stop - columns.start} when fitted: the input's shape differs from "
                     f"the one seen in fit ({self.layer_output_shapes_[layer]} at that layer)."
                 )
-            out[rows, columns] = to_numpy(features)
+        torch.from_numpy(out[rows]).copy_(torch.cat(pooled, dim=1))
