@@ -9,7 +9,7 @@ with the module in eval mode under ``torch.inference_mode()``:
   the input and saves and restores the module's train/eval modes once per call, and per
   batch copies the slice (so that a module with in-place operations cannot write into the
   caller's array), checks it for NaN and infinity, records several layers through forward
-  hooks, pools them and writes each layer's features into its columns of the output array.
+  hooks, pools them and writes them into the batch's rows of the output array.
 
 Everything the second side does beyond the forward pass counts as its overhead. Runs
 alternate, the order flipping every repeat, and the ratio of throughput within each pair of
