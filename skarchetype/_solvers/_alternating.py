@@ -92,18 +92,19 @@ def squared_error(total, St, Bt, G) -> float:
     return float(total - 2 * cross + (G.double() * (St @ St.T)).sum())
 
 
-def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candidates: int):
+def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candidates: int, out):
     """Rows outside the working set whose entry into ``C`` would lower the loss.
 
     The gradient of the loss in ``C`` is ``(H Z - S^T X) X^T`` with ``H = S^T S``. Row
     ``n`` improves archetype ``k`` when its gradient entry lies below the weighted mean
     over the current support of ``C[k]`` (the KKT multiplier) by more than a tolerance
-    scaled to the archetype's share of the data.
+    scaled to the archetype's share of the data. ``out``, of the shape of ``S^T``, is
+    overwritten.
     """
-    gradient = data.inner(St @ St.T @ Z - SX)
+    gradient = data.inner(St @ St.T @ Z - SX, out=out)
     inside = torch.as_tensor(ws.indices, device=data.device)
     multiplier = (C * gradient[:, inside]).sum(dim=1) / C.sum(dim=1)
-    improvement = multiplier[:, None] - gradient
+    improvement = gradient.neg_().add_(multiplier[:, None])
     improvement[:, inside] = -math.inf
     mass = St.sum(dim=1).double().clamp_min(1.0)
     threshold = math.sqrt(tol) * mass * data.total_sum_of_squares / data.shape[0]
@@ -245,9 +246,9 @@ def fit_archetypes(
 
     generator = torch.Generator(device="cpu").manual_seed(int(initial_rows[0]))
     # PCHA's random start; 1 - U lies in (0, 1], so no weight is infinite
-    uniform = torch.rand(n_archetypes, data.shape[0], generator=generator, dtype=torch.float64)
-    St = -torch.log1p(-uniform)
-    St = (St / St.sum(dim=0, keepdim=True)).to(device=data.device, dtype=data.dtype)
+    St = torch.rand(n_archetypes, data.shape[0], generator=generator, dtype=torch.float64)
+    St.neg_().log1p_().neg_()
+    St = St.div_(St.sum(dim=0, keepdim=True)).to(device=data.device, dtype=data.dtype)
     Z = C @ ws.rows if initial_archetypes is None else initial_archetypes
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
@@ -259,7 +260,8 @@ def fit_archetypes(
         decrease = previous - sse
         stalled = decrease <= tol * total + noise_floor
         if stalled or (not complete and decrease <= math.sqrt(tol) * total + noise_floor):
-            added = ws.extend(_price(data, ws, St, SX, C, Z, tol, n_candidates))
+            # Bt is rewritten before its next use: pricing works in it
+            added = ws.extend(_price(data, ws, St, SX, C, Z, tol, n_candidates, out=Bt))
             C, complete = torch.nn.functional.pad(C, (0, added)), not added
             if verbose:
                 print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}, "
