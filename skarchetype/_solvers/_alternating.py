@@ -33,7 +33,7 @@ import torch
 
 from .._torch import batch_slices
 from ._rows import CentredRows
-from ._simplex import leading, lipschitz_constant, project_simplex, step_coefficients
+from ._simplex import lipschitz_constant, project_simplex, step_coefficients
 
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
@@ -148,9 +148,9 @@ def _line_search_steps(V, evaluate, project, step: float, n_steps: int, slack: f
 
 
 def _coefficient_workspace(St) -> torch.Tensor:
-    """Scratch for :func:`_solve_coefficients`: four buffers of one chunk of ``St``."""
+    """Scratch for :func:`_solve_coefficients`: three buffers of one chunk of ``St``."""
     width = min(St.shape[1], max(1, _ENTRIES_PER_CHUNK // St.shape[0]))
-    return St.new_empty(4, St.shape[0], width)
+    return St.new_empty(3, St.shape[0], width)
 
 
 def _solve_coefficients(St, Bt, G, n_steps: int, work) -> None:
@@ -163,14 +163,8 @@ def _solve_coefficients(St, Bt, G, n_steps: int, work) -> None:
     operation several times slower per entry.
     """
     step = 1.0 / lipschitz_constant(G)
-    width = work.shape[2]
-    if St.shape[1] == width:
-        step_coefficients(St, Bt, G, step, n_steps, work[:3])
-        return
-    for columns in batch_slices(St.shape[1], width):
-        chunk = leading(work[3], (St.shape[0], columns.stop - columns.start))
-        chunk.copy_(St[:, columns])
-        St[:, columns] = step_coefficients(chunk, Bt[:, columns], G, step, n_steps, work[:3])
+    for columns in batch_slices(St.shape[1], work.shape[2]):
+        step_coefficients(St[:, columns], Bt[:, columns], G, step, n_steps, work)
 
 
 def fit_archetypes(
