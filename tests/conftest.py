@@ -1,5 +1,6 @@
-"""Shared fixtures and markers."""
+"""Shared fixtures, markers and reference solvers."""
 
+import itertools
 import os
 
 # scikit-learn's array API check runs only when SciPy's array API support is switched on,
@@ -21,3 +22,21 @@ def _seed_torch():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def brute_force_simplex_least_squares(x, Z):
+    """The exact optimum of ``min ||x - Z^T s||`` on the simplex, by trying every support."""
+    best, best_error = None, np.inf
+    for size in range(1, len(Z) + 1):
+        for support in itertools.combinations(range(len(Z)), size):
+            Zs = Z[list(support)]
+            # KKT system of the equality-constrained least squares on this support
+            kkt = np.block([[Zs @ Zs.T, np.ones((size, 1))], [np.ones((1, size)), 0]])
+            solution = np.linalg.lstsq(kkt, np.append(Zs @ x, 1), rcond=None)[0][:size]
+            if solution.min() < 0:
+                continue
+            error = ((x - solution @ Zs) ** 2).sum()
+            if error < best_error:
+                best, best_error = np.zeros(len(Z)), error
+                best[list(support)] = solution
+    return best

@@ -1,6 +1,5 @@
 """ArchetypalAnalysis against independent references and data with known answers."""
 
-import itertools
 import pickle
 import warnings
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import requires_cuda
+from conftest import brute_force_simplex_least_squares, requires_cuda
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import clone
 from sklearn.datasets import load_digits
@@ -185,24 +184,6 @@ def test_transform_is_row_independent(digits):
     together = aa.transform(digits[:200])
     alone = np.vstack([aa.transform(digits[i : i + 1]) for i in range(0, 200, 17)])
     np.testing.assert_allclose(alone, together[::17], atol=1e-9)
-
-
-def brute_force_simplex_least_squares(x, Z):
-    """The exact optimum of ``min ||x - Z^T s||`` on the simplex, by trying every support."""
-    best, best_error = None, np.inf
-    for size in range(1, len(Z) + 1):
-        for support in itertools.combinations(range(len(Z)), size):
-            Zs = Z[list(support)]
-            # KKT system of the equality-constrained least squares on this support
-            kkt = np.block([[Zs @ Zs.T, np.ones((size, 1))], [np.ones((1, size)), 0]])
-            solution = np.linalg.lstsq(kkt, np.append(Zs @ x, 1), rcond=None)[0][:size]
-            if solution.min() < 0:
-                continue
-            error = ((x - solution @ Zs) ** 2).sum()
-            if error < best_error:
-                best, best_error = np.zeros(len(Z)), error
-                best[list(support)] = solution
-    return best
 
 
 def test_transform_matches_a_brute_force_solver(digits):

@@ -3,12 +3,18 @@
 import numpy as np
 import pytest
 import torch
+from conftest import brute_force_simplex_least_squares
 from sklearn.datasets import load_digits
 
-from skarchetype._solvers import _alternating, fit_archetypes, project_simplex
+from skarchetype._solvers import _alternating, _simplex, fit_archetypes, project_simplex
 from skarchetype._solvers._init import furthest_sum
 from skarchetype._solvers._rows import CentredRows
-from skarchetype._solvers._simplex import lipschitz_constant, step_coefficients
+from skarchetype._solvers._simplex import (
+    lipschitz_constant,
+    minimise_on_faces_,
+    simplex_least_squares,
+    step_coefficients,
+)
 from skarchetype.datasets import make_archetypal_data
 
 CPU = torch.device("cpu")
@@ -142,3 +148,46 @@ def test_step_coefficients_reuses_its_workspace_and_updates_in_place():
     assert step_coefficients(S, B, G, step, 7, work) is S
     torch.testing.assert_close(S, fresh, rtol=0, atol=0)
     torch.testing.assert_close(S.sum(dim=0), torch.ones(50, dtype=torch.float64))
+
+
+def face_problems(n_samples=60, n_archetypes=6, n_features=9):
+    """Samples with their exact simplex least-squares optimum, one sample per column."""
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(n_archetypes, n_features))
+    X = rng.dirichlet(np.full(n_archetypes, 0.4), n_samples) @ Z
+    X += 0.3 * rng.normal(size=X.shape)  # many samples outside the hull: optima on faces
+    optimum = np.array([brute_force_simplex_least_squares(x, Z) for x in X]).T
+    return torch.as_tensor(Z @ X.T), torch.as_tensor(Z @ Z.T), optimum
+
+
+def test_face_minimisation_solves_columns_started_on_their_optimal_face(monkeypatch):
+    B, G, optimum = face_problems()
+    rng = np.random.default_rng(1)
+    # any point of the optimal face: random positive weights on the optimum's support
+    start = np.where(optimum > 0, rng.uniform(0.1, 1, optimum.shape), 0)
+    S = torch.as_tensor(start / start.sum(axis=0))
+    monkeypatch.setattr(_simplex, "_ENTRIES_PER_CHUNK", 6 * 25)  # three chunks, one short
+    minimise_on_faces_(S, B, G)
+    np.testing.assert_allclose(S.numpy(), optimum, atol=1e-10)
+
+
+def test_face_minimisation_leaves_columns_whose_face_minimiser_is_infeasible():
+    B, G, optimum = face_problems()
+    # the whole simplex as the face: its minimiser is negative somewhere unless the
+    # optimum has full support
+    start = torch.full(B.shape, 1 / B.shape[0], dtype=torch.float64)
+    S = start.clone()
+    minimise_on_faces_(S, B, G)
+    interior = (optimum > 0).all(axis=0)
+    assert 0 < interior.sum() < len(interior)
+    np.testing.assert_allclose(S[:, interior].numpy(), optimum[:, interior], atol=1e-10)
+    torch.testing.assert_close(S[:, ~interior], start[:, ~interior], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("start", ["uniform", "warm"])
+def test_simplex_least_squares_reaches_the_brute_force_optimum(start):
+    B, G, optimum = face_problems()
+    S = None if start == "uniform" else torch.full(B.shape, 1 / B.shape[0], dtype=B.dtype)
+    solved, worst_gap = simplex_least_squares(B, G, S=S)
+    assert worst_gap == 0
+    np.testing.assert_allclose(solved.numpy(), optimum, atol=1e-9)

@@ -33,12 +33,10 @@ import torch
 
 from .._torch import batch_slices
 from ._rows import CentredRows
-from ._simplex import lipschitz_constant, project_simplex, step_coefficients
+from ._simplex import _ENTRIES_PER_CHUNK, lipschitz_constant, project_simplex, step_coefficients
 
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
-# entries of S stepped together: a chunk's few working arrays stay in the CPU's cache
-_ENTRIES_PER_CHUNK = 2**18
 
 
 @dataclass

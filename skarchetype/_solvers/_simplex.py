@@ -13,6 +13,11 @@ import math
 
 import torch
 
+from .._torch import batch_slices
+
+# entries of S stepped or refined together: a chunk's few working arrays stay in the CPU's cache
+_ENTRIES_PER_CHUNK = 2**18
+
 
 def project_simplex(
     V: torch.Tensor, lower: float = 1.0, upper: float = 1.0, *, dim: int = 1
@@ -127,6 +132,56 @@ def step_coefficients(S, B, G, step: float, n_steps: int, work=None) -> torch.Te
     return S if current is S else S.copy_(current)
 
 
+def minimise_on_faces_(S, B, G) -> None:
+    """Move each column of ``S`` to the minimiser of ``1/2 s^T G s - s^T b`` on its face.
+
+    A column's face is the part of the simplex where its zero entries stay zero.
+    Conjugate gradients in the face's tangent space (entries off the face zero, entries
+    summing to zero) reach the face's minimiser in one iteration less than the face has
+    vertices, or sooner once rounding sets the residual. A column takes that minimiser
+    where it has no negative entry (it then lies no higher than the column, which was
+    on the face) and is left as it was elsewhere. Once projected-gradient steps have
+    found a column's optimal face, this solves it exactly, where further steps would
+    only creep up on the solution. Columns are refined in chunks: the scratch memory
+    stays small.
+    """
+    width = max(1, _ENTRIES_PER_CHUNK // S.shape[0])
+    for columns in batch_slices(S.shape[1], width):
+        _minimise_on_face_(S[:, columns], B[:, columns], G)
+
+
+def _minimise_on_face_(S, B, G) -> None:
+    mask = torch.sign(S)  # S >= 0: 1 on the face, 0 off it
+    size = mask.sum(dim=0)
+    n_iter = int(size.max()) - 1
+    if n_iter < 1:
+        return
+
+    def tangent_(V):
+        """Project the columns of ``V`` onto the faces' tangent spaces, in place."""
+        return V.sub_(torch.linalg.vecdot(V, mask, dim=0) / size).mul_(mask)
+
+    # squared residual at which rounding, not the search, sets the error
+    floor = (torch.finfo(S.dtype).eps * float(torch.diagonal(G).mean())) ** 2
+    solution = S.clone()
+    residual = tangent_(torch.addmm(B, G, S, alpha=-1))  # minus the projected gradient
+    direction, curvature = residual.clone(), torch.empty_like(S)
+    residual_norm = torch.linalg.vecdot(residual, residual, dim=0)
+    for _ in range(n_iter):
+        torch.mm(G, direction, out=curvature)
+        stiffness = torch.linalg.vecdot(direction, curvature, dim=0)
+        length = torch.where(stiffness > 0, residual_norm / stiffness, 0)
+        solution.addcmul_(direction, length)
+        residual.addcmul_(tangent_(curvature), length, value=-1)
+        next_norm = torch.linalg.vecdot(residual, residual, dim=0)
+        direction.mul_(torch.where(residual_norm > 0, next_norm / residual_norm, 0)).add_(residual)
+        residual_norm = next_norm
+        if not bool((residual_norm > floor).any()):
+            break
+    feasible = solution.amin(dim=0) >= 0
+    S.copy_(torch.where(feasible, solution, S))
+
+
 def simplex_least_squares(
     B: torch.Tensor,
     G: torch.Tensor,
@@ -134,12 +189,14 @@ def simplex_least_squares(
     tol: float | None = None,
     max_iter: int = 10_000,
     S: torch.Tensor | None = None,
-    check_every: int = 10,
+    check_every: int = 5,
 ):
     """Solve ``min_s 1/2 s^T G s - s^T b`` over the simplex for every column ``b`` of ``B``.
 
     With ``G = Z Z^T`` and ``B = Z X^T`` this is ``min ||x - Z^T s||^2`` for each row ``x``
     of ``X``: the coefficients of samples on fixed archetypes, one sample per column.
+    Rounds of accelerated projected-gradient steps, which find each sample's face of the
+    simplex, alternate with exact minimisation on that face (:func:`minimise_on_faces_`).
     Every sample stops on its own certificate (its Frank-Wolfe gap, which bounds its
     suboptimality), so its result does not depend on which other samples are solved
     with it.
@@ -155,6 +212,8 @@ def simplex_least_squares(
         Cap on accelerated projected-gradient iterations.
     S : Tensor of shape (n_archetypes, n_samples), optional
         Starting point, updated in place; uniform weights by default.
+    check_every : int
+        Projected-gradient steps between face minimisations and certificate checks.
 
     Returns
     -------
@@ -165,25 +224,28 @@ def simplex_least_squares(
         slowly when archetypes are affinely dependent (more archetypes than the data's
         dimension), where their solution is not unique.
     """
-    n_archetypes, n_samples = B.shape
     if tol is None:
         tol = max(1e-10, 8 * torch.finfo(B.dtype).eps)
+    # a given start may already lie on its optimal face; uniform weights lie on none
+    first = 0 if S is not None else check_every
     if S is None:
-        S = B.new_full(B.shape, 1.0 / n_archetypes)
+        S = B.new_full(B.shape, 1.0 / B.shape[0])
     scale = torch.diagonal(G).mean().clamp_min(torch.finfo(G.dtype).tiny)
     step = 1.0 / lipschitz_constant(G)
     work = S.new_empty(3, *S.shape)
-    active = torch.arange(n_samples, device=B.device)
-    for _ in range(math.ceil(max_iter / check_every)):
-        everyone = active.numel() == n_samples
-        solved, targets = (S, B) if everyone else (S[:, active], B[:, active])
-        step_coefficients(solved, targets, G, step, check_every, work)
-        if not everyone:
-            S[:, active] = solved
+    active = None  # every sample
+    for done in range(first, max_iter + 1, check_every):
+        solved, targets = (S, B) if active is None else (S[:, active], B[:, active])
+        if done:
+            step_coefficients(solved, targets, G, step, check_every, work)
+        minimise_on_faces_(solved, targets, G)
         gradient = torch.addmm(targets, G, solved, beta=-1, out=leading(work[0], solved.shape))
         minimum = gradient.amin(dim=0)
         gaps = (gradient.mul_(solved).sum(dim=0) - minimum) / scale  # Frank-Wolfe gaps
-        active = active[gaps > tol]
-        if active.numel() == 0:
+        if active is not None:
+            S[:, active] = solved
+        unsolved = gaps > tol
+        if not bool(unsolved.any()):
             return S, 0.0
+        active = unsolved.nonzero()[:, 0] if active is None else active[unsolved]
     return S, float(gaps.max())
