@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -30,6 +32,9 @@ from ._solvers import (
 from ._torch import as_tensor, is_tensor, resolve_device, to_numpy, torch_dtype
 
 _TRANSFORM_MAX_ITER = 2_000
+# Root-mean-square sizes of centred entries whose float32 products neither overflow nor
+# underflow; float64 data outside them are fitted in float64 throughout.
+_FLOAT32_SCALES = (1e-12, 1e12)
 # Below this relative suboptimality a degenerate (non-unique) solution is not worth a warning.
 _ACCEPTABLE_GAP = 1e-3
 
@@ -49,7 +54,8 @@ class ArchetypalAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     The fit is translation invariant, so the data are centred internally: the
     archetypes of ``X + c`` are those of ``X`` shifted by ``c``. Computation runs in torch,
-    on the CPU or a CUDA device, in the dtype of ``X`` (float32 stays float32).
+    on the CPU or a CUDA device; results have the dtype of ``X`` (float32 stays float32,
+    and float64 results are computed in float64: see ``precision``).
 
     Parameters
     ----------
@@ -75,6 +81,15 @@ n_features), default="furthest_sum"
         PCHA's relaxation: each archetype's weights sum to a value in
         ``[1 - delta, 1 + delta]`` instead of 1, letting archetypes lie slightly outside
         the hull (scaled about the data mean).
+    precision : {"mixed", "full"}, default="mixed"
+        How float64 data are fitted. ``"mixed"``: the starts run in float32 (about
+        twice as fast), and the kept one continues in float64 until the float64
+        stopping rule holds; the archetypes, coefficients and explained variance are
+        then computed in float64. ``"full"``: every step in float64, so that data equal
+        up to float64 rounding (e.g. translated, or streamed in blocks) give archetypes
+        equal to about 1e-6; under ``"mixed"`` they agree to the resolution of ``tol``
+        instead. Float32 data are fitted in float32 either way, and float64 data whose
+        scale float32 cannot hold fall back to ``"full"``.
     batch_size : int or None, default=None
         If set, the data are read in blocks of this many rows and never copied: use it
         for read-only memory maps larger than memory. ``None`` holds the (centred)
@@ -148,6 +163,7 @@ n_features), default="furthest_sum"
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "delta": [Interval(Real, 0, 1, closed="left")],
+        "precision": [StrOptions({"mixed", "full"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str, torch.device],
         "n_jobs": [Integral, None],
@@ -164,6 +180,7 @@ n_features), default="furthest_sum"
         max_iter=1000,
         tol=1e-6,
         delta=0.0,
+        precision="mixed",
         batch_size=None,
         device="auto",
         n_jobs=None,
@@ -176,6 +193,7 @@ n_features), default="furthest_sum"
         self.max_iter = max_iter
         self.tol = tol
         self.delta = delta
+        self.precision = precision
         self.batch_size = batch_size
         self.device = device
         self.n_jobs = n_jobs
@@ -221,14 +239,18 @@ n_features), default="furthest_sum"
                 f"but X has n_samples={X.shape[0]}; lower n_archetypes or pass more samples."
             )
         initial_archetypes = self._initial_archetypes()
-        device = resolve_device(self.device, X)
-        data = CentredRows(X, device, torch_dtype(X.dtype), block_size=self.batch_size)
+        device, dtype = resolve_device(self.device, X), torch_dtype(X.dtype)
+        data = self._search_data(X, device, dtype)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
         if initial_archetypes is not None:
             seeds = seeds[:1]
         fits = self._run_starts(data, seeds, initial_archetypes)
         best = min(fits, key=lambda fit: fit.sse)
+        if dtype != data.dtype:
+            del data, fits  # the float32 copy of the data goes before the float64 one comes
+            data = CentredRows(X, device, dtype, block_size=self.batch_size)
+            best = self._finish(data, best)
         self._store(data, best)
 
     def _validate(self, X, reset: bool):
@@ -314,6 +336,29 @@ n_features), default="furthest_sum"
                   f"{1 - fit.sse / max(data.total_sum_of_squares, 1e-300):.6f} "
                   f"after {fit.n_iter} iterations")
         return fit
+
+    def _search_data(self, X, device, dtype) -> CentredRows:
+        """The centred data the starts run on: in float32 for float64 ``X`` under
+        ``precision="mixed"`` where float32 holds its scale, else in ``X``'s dtype."""
+        if self.precision == "mixed" and dtype == torch.float64:
+            data = CentredRows(X, device, torch.float32, block_size=self.batch_size)
+            rms = math.sqrt(data.total_sum_of_squares / math.prod(data.shape))
+            if _FLOAT32_SCALES[0] < rms < _FLOAT32_SCALES[1]:
+                return data
+        return CentredRows(X, device, dtype, block_size=self.batch_size)
+
+    def _finish(self, data: CentredRows, coarse):
+        """Continue a float32 fit in the data's precision until its stopping rule holds."""
+        if self.verbose:
+            print(f"[ArchetypalAnalysis] continuing the kept start in {data.dtype}")
+        fine = fit_archetypes(
+            data, start=coarse, delta=self.delta, max_iter=self.max_iter - coarse.n_iter,
+            tol=self.tol, verbose=self.verbose,
+        )
+        return dataclasses.replace(
+            fine, n_iter=coarse.n_iter + fine.n_iter,
+            loss_curve=coarse.loss_curve + fine.loss_curve[1:],
+        )
 
     def _store(self, data: CentredRows, fit):
         """Set the fitted attributes from the kept start, polishing ``S`` per row."""

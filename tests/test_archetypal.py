@@ -104,8 +104,8 @@ def test_coefficients_lie_on_the_simplex(digits):
 
 def test_archetypes_move_with_a_translation(synth):
     shift = np.linspace(-100, 100, synth.shape[1])
-    plain = ArchetypalAnalysis(6, random_state=0).fit(synth)
-    shifted = ArchetypalAnalysis(6, random_state=0).fit(synth + shift)
+    plain = ArchetypalAnalysis(6, precision="full", random_state=0).fit(synth)
+    shifted = ArchetypalAnalysis(6, precision="full", random_state=0).fit(synth + shift)
     np.testing.assert_allclose(shifted.archetypes_, plain.archetypes_ + shift, atol=1e-6)
 
 
@@ -151,6 +151,32 @@ def test_dtype_is_preserved_and_float32_reaches_the_optimum(synth, dtype):
     assert aa.explained_variance_ >= py_pcha_ev(synth, 6, 0) - 1e-3
 
 
+def test_mixed_precision_finishes_at_the_full_precision_optimum(synth):
+    full = ArchetypalAnalysis(6, precision="full", random_state=0).fit(synth)
+    mixed = ArchetypalAnalysis(6, random_state=0).fit(synth)
+    assert mixed.explained_variance_ == pytest.approx(full.explained_variance_, abs=1e-5)
+    assert len(mixed.loss_curve_) == mixed.n_iter_ + 1
+    # everything the user sees is float64 and exact for the float64 data
+    assert mixed.archetypes_.dtype == mixed.coefficients_.dtype == np.float64
+    np.testing.assert_allclose(mixed.archetype_weights_ @ synth, mixed.archetypes_, atol=1e-12)
+    np.testing.assert_allclose(mixed.transform(synth), mixed.coefficients_, atol=1e-12)
+    assert mixed.score(synth) == pytest.approx(mixed.explained_variance_, abs=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_data_beyond_float32_scales_are_fitted_in_float64(synth, scale):
+    full = ArchetypalAnalysis(6, precision="full", random_state=0).fit(synth * scale)
+    mixed = ArchetypalAnalysis(6, random_state=0).fit(synth * scale)
+    np.testing.assert_array_equal(mixed.archetypes_, full.archetypes_)
+    assert np.isfinite(mixed.explained_variance_) and mixed.explained_variance_ > 0.9
+
+
+def test_max_iter_caps_both_precisions_together(digits):
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        aa = ArchetypalAnalysis(8, max_iter=3, random_state=0).fit(digits)
+    assert aa.n_iter_ == 3 and aa.archetypes_.dtype == np.float64
+
+
 def test_torch_tensor_input_gives_the_numpy_result(synth):
     from_numpy = ArchetypalAnalysis(6, random_state=0).fit(synth)
     from_tensor = ArchetypalAnalysis(6, random_state=0).fit(torch.from_numpy(synth))
@@ -162,8 +188,8 @@ def test_streamed_memory_map_gives_the_in_memory_result(synth, tmp_path):
     path = tmp_path / "X.npy"
     np.save(path, synth)
     mapped = np.load(path, mmap_mode="r")
-    in_memory = ArchetypalAnalysis(6, random_state=0).fit(synth)
-    streamed = ArchetypalAnalysis(6, batch_size=700, random_state=0).fit(mapped)
+    in_memory = ArchetypalAnalysis(6, precision="full", random_state=0).fit(synth)
+    streamed = ArchetypalAnalysis(6, batch_size=700, precision="full", random_state=0).fit(mapped)
     np.testing.assert_allclose(streamed.archetypes_, in_memory.archetypes_, atol=1e-6)
     np.testing.assert_allclose(streamed.transform(mapped[:10]), in_memory.transform(synth[:10]),
                                atol=1e-6)

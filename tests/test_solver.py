@@ -191,3 +191,22 @@ def test_simplex_least_squares_reaches_the_brute_force_optimum(start):
     solved, worst_gap = simplex_least_squares(B, G, S=S)
     assert worst_gap == 0
     np.testing.assert_allclose(solved.numpy(), optimum, atol=1e-9)
+
+
+def test_a_converged_fit_continued_in_float64_stays_at_its_optimum():
+    X, n_archetypes = data_set("synth")
+    start = furthest_sum(CentredRows(X, CPU, torch.float32), n_archetypes,
+                         np.random.RandomState(0))
+    coarse = fit_archetypes(CentredRows(X, CPU, torch.float32), start)
+    data = CentredRows(X, CPU, torch.float64)
+    fine = fit_archetypes(data, start=coarse)
+    again = fit_archetypes(data, start=fine)
+    assert coarse.converged and fine.converged and again.converged
+    assert fine.archetypes.dtype == torch.float64
+    # continuing never loses ground; a float64 optimum continued gains less than tol (1e-6)
+    # in each of the iterations that confirm it
+    assert explained_variance(fine, data) >= 1 - coarse.sse / data.total_sum_of_squares - 1e-6
+    assert again.n_iter <= 2
+    gain = explained_variance(again, data) - explained_variance(fine, data)
+    assert -1e-12 <= gain <= again.n_iter * 1e-6
+    torch.testing.assert_close(fine.archetypes, fine.weights @ data.rows(fine.working_set))

@@ -165,12 +165,44 @@ def _solve_coefficients(St, Bt, G, n_steps: int, work) -> None:
         step_coefficients(St[:, columns], Bt[:, columns], G, step, n_steps, work)
 
 
+def _project_weights(V: torch.Tensor, delta: float) -> torch.Tensor:
+    """The archetype weights' map back to their constraints (sums in ``1 ± delta``)."""
+    return project_simplex(V, 1.0 - delta, 1.0 + delta) if delta else _clip_and_normalise(V)
+
+
+def _fresh_start(data: CentredRows, initial_rows, initial_archetypes, working_set):
+    """Working set, ``C``, ``S^T`` and ``Z`` of a fit starting from data rows."""
+    n_archetypes = len(initial_rows)
+    candidates = initial_rows if working_set is None else np.append(initial_rows, working_set)
+    ws = WorkingSet(data, candidates.astype(np.int64))
+    C = torch.zeros(n_archetypes, len(ws.indices), device=data.device, dtype=data.dtype)
+    C[torch.arange(n_archetypes), torch.as_tensor(ws.position(initial_rows))] = 1.0
+    # PCHA's random start: exponential weights, normalised per sample
+    generator = torch.Generator(device="cpu").manual_seed(int(initial_rows[0]))
+    St = torch.rand(n_archetypes, data.shape[0], generator=generator, dtype=torch.float64)
+    St.neg_().log1p_().neg_()  # 1 - U lies in (0, 1], so no weight is infinite
+    St = St.div_(St.sum(dim=0, keepdim=True)).to(device=data.device, dtype=data.dtype)
+    Z = C @ ws.rows if initial_archetypes is None else initial_archetypes
+    return ws, C, St, Z
+
+
+def _continued_start(data: CentredRows, start: ArchetypeFit, delta: float):
+    """Working set, ``C``, ``S^T`` and ``Z`` of ``start`` carried over to ``data``."""
+    ws = WorkingSet(data, start.working_set)
+    C = torch.zeros(start.weights.shape[0], len(ws.indices), device=data.device, dtype=data.dtype)
+    C[:, ws.position(start.working_set)] = start.weights.to(data.device, data.dtype)
+    C = _project_weights(C, delta)  # rounding in another dtype may leave the simplex
+    St = start.coefficients.to(data.device, data.dtype, copy=True)
+    return ws, C, St, C @ ws.rows
+
+
 def fit_archetypes(
     data: CentredRows,
-    initial_rows: np.ndarray,
+    initial_rows: np.ndarray | None = None,
     *,
     initial_archetypes: torch.Tensor | None = None,
     working_set: np.ndarray | None = None,
+    start: ArchetypeFit | None = None,
     delta: float = 0.0,
     max_iter: int = 1000,
     tol: float = 1e-6,
@@ -179,20 +211,23 @@ def fit_archetypes(
     n_candidates: int = 10,
     verbose: int = 0,
 ) -> ArchetypeFit:
-    """Fit ``K = len(initial_rows)`` archetypes starting from the given data rows.
+    """Fit ``K`` archetypes, starting from the given data rows or continuing a fit.
 
     Parameters
     ----------
     data : CentredRows
         The centred data, ``X - mean`` of shape (n_samples, n_features).
     initial_rows : ndarray of shape (K,)
-        Row indices of the initial archetypes.
+        Row indices of the initial archetypes; not used with ``start``.
     initial_archetypes : Tensor of shape (K, n_features), optional
         Centred initial archetypes that need not be data points; ``initial_rows`` then
         holds the rows nearest to them, where the archetype weights start.
     working_set : ndarray, optional
         Further rows the working set starts with; all rows give the unrestricted
         solver (PCHA's problem, slower), the reference the working set must reach.
+    start : ArchetypeFit, optional
+        A fit of the same data to continue from, e.g. one found in lower precision:
+        its working set, weights and coefficients replace the initial ones.
     delta : float
         Each archetype's weights sum to a value in ``[1 - delta, 1 + delta]``.
     max_iter : int
@@ -215,16 +250,18 @@ def fit_archetypes(
     -------
     ArchetypeFit
     """
-    n_archetypes = len(initial_rows)
     total = data.total_sum_of_squares
     noise_floor = 16 * torch.finfo(data.dtype).eps * total
-    candidates = initial_rows if working_set is None else np.append(initial_rows, working_set)
-    ws = WorkingSet(data, candidates.astype(np.int64))
-    C = torch.zeros(n_archetypes, len(ws.indices), device=data.device, dtype=data.dtype)
-    C[torch.arange(n_archetypes), torch.as_tensor(ws.position(initial_rows))] = 1.0
 
     def project_weights(V):
-        return project_simplex(V, 1.0 - delta, 1.0 + delta) if delta else _clip_and_normalise(V)
+        return _project_weights(V, delta)
+
+    if start is None:
+        ws, C, St, Z = _fresh_start(data, initial_rows, initial_archetypes, working_set)
+        n_steps = _INITIAL_COEFFICIENT_STEPS
+    else:
+        ws, C, St, Z = _continued_start(data, start, delta)
+        n_steps = coefficient_steps
 
     def weights_block(C, St, SX, step):
         H, R = St @ St.T, SX @ ws.rows.T
@@ -236,15 +273,9 @@ def fit_archetypes(
 
         return _line_search_steps(C, evaluate, project_weights, step, weight_steps, noise_floor)
 
-    generator = torch.Generator(device="cpu").manual_seed(int(initial_rows[0]))
-    # PCHA's random start; 1 - U lies in (0, 1], so no weight is infinite
-    St = torch.rand(n_archetypes, data.shape[0], generator=generator, dtype=torch.float64)
-    St.neg_().log1p_().neg_()
-    St = St.div_(St.sum(dim=0, keepdim=True)).to(device=data.device, dtype=data.dtype)
-    Z = C @ ws.rows if initial_archetypes is None else initial_archetypes
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
-    _solve_coefficients(St, Bt, G, _INITIAL_COEFFICIENT_STEPS, work)
+    _solve_coefficients(St, Bt, G, n_steps, work)
     sse, SX = squared_error(total, St, Bt, G), data.rmatmul(St)
     curve, converged, complete, previous = [sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
