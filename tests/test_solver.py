@@ -6,7 +6,7 @@ import torch
 from conftest import brute_force_simplex_least_squares
 from sklearn.datasets import load_digits
 
-from skarchetype._solvers import _alternating, _simplex, fit_archetypes, project_simplex
+from skarchetype._solvers import _simplex, fit_archetypes, project_simplex
 from skarchetype._solvers._init import furthest_sum
 from skarchetype._solvers._rows import CentredRows
 from skarchetype._solvers._simplex import (
@@ -129,7 +129,7 @@ def test_coefficients_stepped_in_chunks_match_one_chunk(monkeypatch):
     data = CentredRows(X, CPU, torch.float64)
     start = furthest_sum(data, n_archetypes, np.random.RandomState(0))
     whole = fit_archetypes(data, start)
-    monkeypatch.setattr(_alternating, "_ENTRIES_PER_CHUNK", n_archetypes * 300)
+    monkeypatch.setattr(_simplex, "_ENTRIES_PER_CHUNK", n_archetypes * 300)
     chunked = fit_archetypes(data, start)
     assert chunked.n_iter == whole.n_iter
     # equal up to the rounding of products taken over chunks of other widths

@@ -25,6 +25,7 @@ An iteration reads ``X`` twice (``X Z^T`` and ``S^T X``) and holds nothing large
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -33,7 +34,7 @@ import torch
 
 from .._torch import batch_slices
 from ._rows import CentredRows
-from ._simplex import _ENTRIES_PER_CHUNK, lipschitz_constant, project_simplex, step_coefficients
+from ._simplex import chunk_width, lipschitz_constant, project_simplex, step_coefficients
 
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
@@ -147,8 +148,7 @@ def _line_search_steps(V, evaluate, project, step: float, n_steps: int, slack: f
 
 def _coefficient_workspace(St) -> torch.Tensor:
     """Scratch for :func:`_solve_coefficients`: three buffers of one chunk of ``St``."""
-    width = min(St.shape[1], max(1, _ENTRIES_PER_CHUNK // St.shape[0]))
-    return St.new_empty(3, St.shape[0], width)
+    return St.new_empty(3, St.shape[0], chunk_width(St.shape))
 
 
 def _solve_coefficients(St, Bt, G, n_steps: int, work) -> None:
@@ -253,8 +253,7 @@ def fit_archetypes(
     total = data.total_sum_of_squares
     noise_floor = 16 * torch.finfo(data.dtype).eps * total
 
-    def project_weights(V):
-        return _project_weights(V, delta)
+    project_weights = functools.partial(_project_weights, delta=delta)
 
     if start is None:
         ws, C, St, Z = _fresh_start(data, initial_rows, initial_archetypes, working_set)

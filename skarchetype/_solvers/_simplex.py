@@ -19,6 +19,12 @@ from .._torch import batch_slices
 _ENTRIES_PER_CHUNK = 2**18
 
 
+def chunk_width(shape) -> int:
+    """Columns per chunk of a matrix of ``shape`` whose columns are stepped or refined."""
+    n_rows, n_columns = shape
+    return min(n_columns, max(1, _ENTRIES_PER_CHUNK // n_rows))
+
+
 def project_simplex(
     V: torch.Tensor, lower: float = 1.0, upper: float = 1.0, *, dim: int = 1
 ) -> torch.Tensor:
@@ -145,8 +151,7 @@ def minimise_on_faces_(S, B, G) -> None:
     only creep up on the solution. Columns are refined in chunks: the scratch memory
     stays small.
     """
-    width = max(1, _ENTRIES_PER_CHUNK // S.shape[0])
-    for columns in batch_slices(S.shape[1], width):
+    for columns in batch_slices(S.shape[1], chunk_width(S.shape)):
         _minimise_on_face_(S[:, columns], B[:, columns], G)
 
 
