@@ -6,7 +6,7 @@ import torch
 from conftest import brute_force_simplex_least_squares
 from sklearn.datasets import load_digits
 
-from skarchetype._solvers import _simplex, fit_archetypes, project_simplex
+from skarchetype._solvers import _simplex, fit_archetypes, project_simplex, squared_error
 from skarchetype._solvers._init import furthest_sum
 from skarchetype._solvers._rows import CentredRows
 from skarchetype._solvers._simplex import (
@@ -113,6 +113,59 @@ def test_projection_matches_the_sorting_reference_along_either_axis(dim, dtype):
     projected = project_simplex(tensor, dim=dim).double().numpy()
     atol = 16 * torch.finfo(dtype).eps * np.abs(V).max()  # rounding at the inputs' scale
     np.testing.assert_allclose(projected if dim == 1 else projected.T, expected, atol=atol)
+
+
+@pytest.mark.parametrize("total", [1.0, "per slice"])
+@pytest.mark.parametrize("dim", [0, 1])
+def test_projection_started_from_any_threshold_is_exact(dim, total):
+    """Thresholds below, above (even beyond every entry) and at the solution, and inf."""
+    rng = np.random.default_rng(0)
+    V = torch.as_tensor(rng.dirichlet(np.full(12, 0.3), 400) + 0.1 * rng.normal(size=(400, 12)))
+    V = V if dim == 1 else V.T.contiguous()
+    shape = (400, 1) if dim == 1 else (1, 400)
+    if total != 1.0:
+        total = torch.as_tensor(rng.uniform(0.5, 2.0, size=shape))
+    expected = V.clone()
+    solution = _simplex._project_onto_sum_(expected, total, dim)
+    starts = torch.as_tensor(rng.choice([-3.0, 0.0, 0.1, 0.5, 10.0, np.inf], size=shape))
+    for start in (starts, solution, torch.full(shape, -1e3)):
+        projected = V.clone()
+        threshold = _simplex._project_onto_sum_(projected, total, dim, start=start.clone())
+        torch.testing.assert_close(projected, expected, rtol=0, atol=1e-12)
+        torch.testing.assert_close(threshold, solution, rtol=0, atol=1e-12)
+    torch.testing.assert_close(expected.sum(dim=dim, keepdim=True),
+                               torch.as_tensor(total, dtype=V.dtype).expand(shape))
+
+
+def test_steps_started_from_earlier_thresholds_equal_steps_without_them():
+    generator = torch.Generator().manual_seed(0)
+    Z = torch.randn(5, 7, generator=generator, dtype=torch.float64)
+    X = torch.randn(300, 7, generator=generator, dtype=torch.float64)
+    B, G = Z @ X.T, Z @ Z.T
+    step = 1 / lipschitz_constant(G)
+    S, thresholds = torch.full((5, 300), 0.2, dtype=torch.float64), torch.full((1, 300), np.inf)
+    step_coefficients(S, B, G, step, 1, thresholds=thresholds)
+    assert torch.isfinite(thresholds).all()  # the last step's thresholds came back
+    step_coefficients(S, 0.999 * B, G, step, 2, thresholds=thresholds)  # a nearby problem
+    reference = step_coefficients(torch.full((5, 300), 0.2, dtype=torch.float64), B, G, step, 1)
+    step_coefficients(reference, 0.999 * B, G, step, 2)
+    torch.testing.assert_close(S, reference, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_squared_error_matches_the_residual_in_any_chunking(monkeypatch, dtype):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 9))
+    Z = rng.normal(size=(4, 9))
+    S = rng.dirichlet(np.ones(4), 500)
+    expected = ((X - S @ Z) ** 2).sum()
+    St, Bt, G = (torch.as_tensor(A, dtype=dtype) for A in (S.T.copy(), Z @ X.T, Z @ Z.T))
+    total = float((X**2).sum())
+    rtol = 1e-12 if dtype == torch.float64 else 1e-6
+    assert squared_error(total, St, Bt, G) == pytest.approx(expected, rel=rtol)
+    monkeypatch.setattr(_simplex, "_ENTRIES_PER_CHUNK", 4 * 150)  # chunks of 150, 150, 150, 50
+    scratch = torch.full((3, 4, 150), torch.nan, dtype=dtype)
+    assert squared_error(total, St, Bt, G, scratch) == pytest.approx(expected, rel=rtol)
 
 
 @pytest.mark.parametrize("dim", [0, 1])

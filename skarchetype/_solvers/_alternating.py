@@ -28,13 +28,20 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .._torch import batch_slices
 from ._rows import CentredRows
-from ._simplex import chunk_width, lipschitz_constant, project_simplex, step_coefficients
+from ._simplex import (
+    chunk_width,
+    leading,
+    lipschitz_constant,
+    project_simplex,
+    step_coefficients,
+)
 
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
@@ -83,12 +90,22 @@ class WorkingSet:
         return np.array([lookup[int(index)] for index in indices])
 
 
-def squared_error(total, St, Bt, G) -> float:
+def squared_error(total, St, Bt, G, scratch=None) -> float:
     """``||X - S Z||^2`` from ``total = ||X||^2``, ``St = S^T``, ``Bt = Z X^T`` and
-    ``G = Z Z^T``, in float64: ``total - 2 <S^T, B^T> + <G, S^T S>``."""
-    St, Bt = St.double(), Bt.double()
-    cross = torch.dot(St.reshape(-1), Bt.reshape(-1))
-    return float(total - 2 * cross + (G.double() * (St @ St.T)).sum())
+    ``G = Z Z^T``: ``total - sum_n s_n^T (2 b_n - G s_n)`` over the columns of ``St``.
+
+    Each sample's term is formed in the data's dtype from a dozen products, and the terms
+    are summed in float64, which keeps float32's rounding out of the cancellation with
+    ``total``. Columns are taken a chunk at a time, in ``scratch`` (at least one chunk of
+    ``St``) when given, so that no temporary of the size of ``St`` is allocated.
+    """
+    explained = torch.zeros((), device=St.device, dtype=torch.float64)
+    for columns in batch_slices(St.shape[1], chunk_width(St.shape)):
+        S = St[:, columns]
+        fitted = leading(scratch, S.shape) if scratch is not None else torch.empty_like(S)
+        torch.addmm(Bt[:, columns], G, S, beta=2, alpha=-1, out=fitted)  # 2 b_n - G s_n
+        explained += torch.linalg.vecdot(S, fitted, dim=0).sum(dtype=torch.float64)
+    return total - float(explained)
 
 
 def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candidates: int, out):
@@ -146,9 +163,19 @@ def _line_search_steps(V, evaluate, project, step: float, n_steps: int, slack: f
     return V, value, step
 
 
-def _coefficient_workspace(St) -> torch.Tensor:
-    """Scratch for :func:`_solve_coefficients`: three buffers of one chunk of ``St``."""
-    return St.new_empty(3, St.shape[0], chunk_width(St.shape))
+class _CoefficientWork(NamedTuple):
+    """State kept across calls of :func:`_solve_coefficients`."""
+
+    scratch: torch.Tensor  # three buffers of one chunk of S^T
+    thresholds: torch.Tensor  # (1, n_samples): each sample's last projection threshold
+
+
+def _coefficient_workspace(St) -> _CoefficientWork:
+    """Scratch for the chunks of ``St`` and thresholds for its samples (none yet: ``inf``)."""
+    return _CoefficientWork(
+        St.new_empty(3, St.shape[0], chunk_width(St.shape)),
+        St.new_full((1, St.shape[1]), math.inf),
+    )
 
 
 def _solve_coefficients(St, Bt, G, n_steps: int, work) -> None:
@@ -161,8 +188,11 @@ def _solve_coefficients(St, Bt, G, n_steps: int, work) -> None:
     operation several times slower per entry.
     """
     step = 1.0 / lipschitz_constant(G)
-    for columns in batch_slices(St.shape[1], work.shape[2]):
-        step_coefficients(St[:, columns], Bt[:, columns], G, step, n_steps, work)
+    for columns in batch_slices(St.shape[1], work.scratch.shape[2]):
+        step_coefficients(
+            St[:, columns], Bt[:, columns], G, step, n_steps, work.scratch,
+            work.thresholds[:, columns],
+        )
 
 
 def _project_weights(V: torch.Tensor, delta: float) -> torch.Tensor:
@@ -275,7 +305,7 @@ def fit_archetypes(
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
     _solve_coefficients(St, Bt, G, n_steps, work)
-    sse, SX = squared_error(total, St, Bt, G), data.rmatmul(St)
+    sse, SX = squared_error(total, St, Bt, G, work.scratch), data.rmatmul(St)
     curve, converged, complete, previous = [sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
     for iteration in range(1, max_iter + 1):
@@ -296,7 +326,7 @@ def fit_archetypes(
         Z = C @ ws.rows
         Bt, G = data.inner(Z, out=Bt), Z @ Z.T
         _solve_coefficients(St, Bt, G, coefficient_steps, work)
-        sse, SX = squared_error(total, St, Bt, G), data.rmatmul(St)
+        sse, SX = squared_error(total, St, Bt, G, work.scratch), data.rmatmul(St)
         curve.append(sse)
         if verbose >= 2:
             print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")

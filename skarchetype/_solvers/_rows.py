@@ -37,7 +37,7 @@ class CentredRows:
         self._block_size = block_size or self.shape[0]
         self.mean = self._column_mean() if mean is None else mean.to(device, dtype)
         if not self._streamed:
-            self._centred = as_tensor(X, device, dtype) - self.mean
+            self._centred = self._centred_copy()
         self.squared_norms = self._row_squared_norms()
         self.total_sum_of_squares = float(self.squared_norms.double().sum())
 
@@ -49,18 +49,29 @@ class CentredRows:
         for rows in batch_slices(self.shape[0], self._block_size):
             yield rows, self._read(rows) - self.mean
 
-    def _read(self, index) -> torch.Tensor:
+    def _source_rows(self, index) -> torch.Tensor:
+        """Rows of ``X`` as a tensor in ``X``'s own dtype and place, sharing its memory
+        where it can."""
         block = self._source[index]
-        if not is_tensor(block):
-            block = np.asarray(block)
-        return as_tensor(block, self.device, self.dtype)
+        return block if is_tensor(block) else as_tensor(np.asarray(block), torch.device("cpu"))
+
+    def _read(self, index) -> torch.Tensor:
+        return self._source_rows(index).to(self.device, self.dtype)
 
     def _column_mean(self) -> torch.Tensor:
         # summed in float64 over small row chunks, so no float64 copy of X is ever made
         total = torch.zeros(self.shape[1], device=self.device, dtype=torch.float64)
         for rows in batch_slices(self.shape[0], min(self._block_size, _CHUNK_ROWS)):
-            total += self._read(rows).double().sum(dim=0)
+            total += self._source_rows(rows).to(self.device, torch.float64).sum(dim=0)
         return (total / self.shape[0]).to(self.dtype)
+
+    def _centred_copy(self) -> torch.Tensor:
+        """``X - mean`` as one new tensor, converted and centred a chunk at a time, so that
+        no other temporary of the size of ``X`` is made."""
+        centred = torch.empty(self.shape, device=self.device, dtype=self.dtype)
+        for rows in batch_slices(self.shape[0], _CHUNK_ROWS):
+            torch.sub(self._source_rows(rows), self.mean, out=centred[rows])
+        return centred
 
     def _row_squared_norms(self) -> torch.Tensor:
         norms = torch.empty(self.shape[0], device=self.device, dtype=self.dtype)

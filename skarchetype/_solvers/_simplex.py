@@ -46,57 +46,75 @@ def project_simplex(
     Tensor of the shape of ``V``
     """
     if lower == upper:
-        return _project_onto_sum_(V.clone(), lower, dim)
+        projected = V.clone()
+        _project_onto_sum_(projected, lower, dim)
+        return projected
     clamped = V.clamp_min(0)
     total = clamped.sum(dim=dim, keepdim=True)
     inside = (total >= lower) & (total <= upper)
     target = torch.full_like(total, upper).masked_fill(total < lower, lower)
-    return torch.where(inside, clamped, _project_onto_sum_(V.clone(), target, dim))
+    projected = V.clone()
+    _project_onto_sum_(projected, target, dim)
+    return torch.where(inside, clamped, projected)
 
 
-def _project_onto_sum_(V: torch.Tensor, total, dim: int, work=None) -> torch.Tensor:
+def _project_onto_sum_(V: torch.Tensor, total, dim: int, work=None, start=None) -> torch.Tensor:
     """Project each slice of ``V`` along ``dim`` onto ``{v >= 0, sum(v) = total}``, in place.
 
     The projection is ``max(v - t, 0)`` for the threshold ``t`` at which the entries above
-    it sum to ``total`` (Michelot 1986). Starting below it, each round moves ``t`` to where
-    the entries now above it would sum to ``total``; ``t`` only grows and the set above it
-    only shrinks, and when a round leaves that set's size unchanged ``t`` is exact: at most
-    ``V.shape[dim]`` rounds, and no sort (which dominated the solver's time). Most points
-    settle in two or three rounds; once few still move, rounds visit only those. ``work``,
-    a tensor of ``V``'s shape, receives the first round's excess instead of a new one.
+    it sum to ``total`` (Michelot 1986). A round moves ``t`` to where the entries now above
+    it would sum to ``total``. The entries above any ``t`` are a subset or a superset of
+    the solution's, so after one round ``t`` lies at or below the solution; from there it
+    only grows, the set above it only shrinks, and a round that leaves that set's size
+    unchanged ends at the exact ``t``: at most ``V.shape[dim] + 1`` rounds, and no sort
+    (which dominated the solver's time). The first threshold is ``start`` (one per slice,
+    e.g. those of the previous projection of similar points), capped at
+    ``max(v) - total / V.shape[dim]``, which no solution exceeds; most points then settle
+    in two rounds, and once few still move, rounds visit only those. ``work``, a tensor of
+    ``V``'s shape, receives the first round's excess instead of a new one.
+
+    Returns
+    -------
+    threshold : Tensor
+        Each slice's threshold ``t`` (its sum over ``dim`` kept as an axis of size 1).
     """
     across = 1 - dim
     size = V.shape[dim]
-    threshold = V.sum(dim=dim, keepdim=True)
-    total = torch.as_tensor(total, device=V.device, dtype=V.dtype).expand_as(threshold)
-    threshold = (threshold - total) / size
-    count = torch.full_like(threshold, size)
+    if start is None:  # the threshold of all entries, which lies below the solution
+        threshold = V.sum(dim=dim, keepdim=True).sub_(total).div_(size)
+        count = torch.full_like(threshold, size)
+    else:
+        threshold = torch.minimum(V.amax(dim=dim, keepdim=True).sub_(total / size), start)
+        count = torch.zeros_like(threshold)  # no set was counted at this threshold
     moving = None  # every point
-    for _ in range(size):
+    for _ in range(size + 1):
         if moving is None:
-            excess = torch.sub(V, threshold, out=work)
             current, counted, target = threshold, count, total
+            excess = torch.sub(V, current, out=work)
         else:
-            current, counted, target = (
-                tensor.index_select(across, moving) for tensor in (threshold, count, total)
-            )
+            current = threshold.index_select(across, moving)
+            counted = count.index_select(across, moving)
+            target = total.index_select(across, moving) if torch.is_tensor(total) else total
             excess = V.index_select(across, moving).sub_(current)
         mass = excess.clamp_min_(0).sum(dim=dim, keepdim=True)
         above = excess.sign_().sum(dim=dim, keepdim=True)
-        updated = current + (mass - target) / above
-        changed = (above != counted).flatten()
-        settled = torch.where(changed.view_as(current), updated, current)
+        updated = mass.sub_(target).div_(above).add_(current)
+        changes = above.sub(counted).flatten()  # nonzero where the set above t changed
         if moving is None:
-            threshold, count = settled, above
-            if 8 * int(changed.sum()) < changed.numel():
-                moving = changed.nonzero()[:, 0]
+            threshold, count = updated, above
+            n_changed = int(torch.count_nonzero(changes))
+            if n_changed == 0:
+                break
+            if 8 * n_changed < changes.numel():
+                moving = changes.nonzero()[:, 0]
         else:
-            threshold.index_copy_(across, moving, settled)
+            threshold.index_copy_(across, moving, updated)
             count.index_copy_(across, moving, above)
-            moving = moving[changed]
-        if moving is not None and moving.numel() == 0:
-            break
-    return V.sub_(threshold).clamp_min_(0)
+            moving = moving[changes != 0]
+            if moving.numel() == 0:
+                break
+    V.sub_(threshold).clamp_min_(0)
+    return threshold
 
 
 def lipschitz_constant(gram: torch.Tensor) -> float:
@@ -110,7 +128,9 @@ def leading(buffer: torch.Tensor, shape) -> torch.Tensor:
     return buffer.view(-1)[: math.prod(shape)].view(shape)
 
 
-def step_coefficients(S, B, G, step: float, n_steps: int, work=None) -> torch.Tensor:
+def step_coefficients(
+    S, B, G, step: float, n_steps: int, work=None, thresholds=None
+) -> torch.Tensor:
     """Accelerated projected-gradient steps on ``min_s 1/2 s^T G s - s^T b`` over the simplex.
 
     Every column ``s`` of ``S`` (with ``b`` the same column of ``B``) is its own problem
@@ -118,23 +138,28 @@ def step_coefficients(S, B, G, step: float, n_steps: int, work=None) -> torch.Te
     step size. ``S`` is updated in place and returned. ``work`` holds three contiguous
     scratch tensors of at least ``S.numel()`` entries each: a solver that steps many
     times passes the same ones, so that no step allocates (fresh memory costs a page
-    fault per 4 KiB).
+    fault per 4 KiB). ``thresholds``, shape (1, n_columns), are where the columns' first
+    projections start (the last ones of earlier steps on these columns; ``inf`` where
+    there are none) and receive this call's last ones. Without them the first step's
+    projections start from scratch and later steps from the step before.
     """
     if work is None:
         work = S.new_empty(3, *S.shape)
     Y, V, spare = (leading(buffer, S.shape) for buffer in work)
     Y.copy_(S)
-    current, momentum = S, S.new_ones(1, S.shape[1])
+    current, momentum, threshold = S, S.new_ones(1, S.shape[1]), thresholds
     for _ in range(n_steps):
         torch.addmm(B, G, Y, beta=-1, out=V)  # the gradient at Y
-        _project_onto_sum_(V.mul_(-step).add_(Y), 1.0, 0, spare)
+        threshold = _project_onto_sum_(V.mul_(-step).add_(Y), 1.0, 0, spare, threshold)
         torch.sub(Y, V, out=spare)
         change = torch.sub(V, current, out=Y)
-        overshoot = spare.mul_(change).sum(dim=0, keepdim=True) > 0
-        momentum_next = (1 + torch.sqrt(1 + 4 * momentum**2)) / 2
-        weight = ((momentum - 1) / momentum_next).masked_fill_(overshoot, 0)
-        Y = change.mul_(weight).add_(V)
-        current, V, momentum = V, current, momentum_next.masked_fill_(overshoot, 1)
+        # 0 where the step overshoots (restart), else 1; float arithmetic beats boolean masks
+        keep = spare.mul_(change).sum(dim=0, keepdim=True).sign_().clamp_min_(0).neg_().add_(1)
+        momentum_next = momentum.square().mul_(4).add_(1).sqrt_().add_(1).div_(2)
+        Y = change.mul_(momentum.sub_(1).div_(momentum_next).mul_(keep)).add_(V)
+        current, V, momentum = V, current, momentum_next.sub_(1).mul_(keep).add_(1)
+    if thresholds is not None:
+        thresholds.copy_(threshold)
     return S if current is S else S.copy_(current)
 
 
