@@ -107,23 +107,35 @@ def _store_data(name: str, dtypes: set, directory: Path) -> dict:
     return paths
 
 
-def _runs_of_tool(tool, dtype, name, paths, args) -> list[dict]:
-    """Every seed of one tool on one data set; stops after a seed past the budget."""
-    base = {"data": name, "tool": tool, "dtype": dtype}
-    reason = skip_reason(tool, paths["shape"][0])
-    if reason is not None:
-        return [{**base, "seed": None, "status": "skipped", "error": reason}]
+def _run_seed(tool, dtype, name, paths, seed, args) -> dict:
+    """One tool on one data set with one seed, in a child process."""
     params = {"device": args.device} if tool == "skarchetype" else {}
-    runs = []
+    job = {"tool": tool, "seed": seed, "n_archetypes": N_ARCHETYPES[name], "params": params,
+           "data_path": str(paths[dtype]), "reference_path": str(paths["float64"]),
+           "truth_path": None if paths["truth"] is None else str(paths["truth"])}
+    run = {"data": name, "tool": tool, "dtype": dtype, "seed": seed,
+           **_run_in_child(job, args.budget)}
+    print(f"  {tool} ({dtype}) seed {seed}: {_one_line(run)}", file=sys.stderr, flush=True)
+    return run
+
+
+def _runs_by_tool(variants, name, paths, args) -> dict:
+    """Every seed of every (tool, dtype), seed by seed: all tools run one seed before any
+    runs the next, so a drift of the machine's speed affects them alike. A tool stops
+    after a seed past the budget."""
+    runs = {}
+    for tool, dtype in variants:
+        reason = skip_reason(tool, paths["shape"][0])
+        runs[tool, dtype] = [] if reason is None else [
+            {"data": name, "tool": tool, "dtype": dtype, "seed": None, "status": "skipped",
+             "error": reason}]
+    running = [variant for variant in variants if not runs[variant]]
     for seed in args.seeds:
-        job = {"tool": tool, "seed": seed, "n_archetypes": N_ARCHETYPES[name], "params": params,
-               "data_path": str(paths[dtype]), "reference_path": str(paths["float64"]),
-               "truth_path": None if paths["truth"] is None else str(paths["truth"])}
-        run = {**base, "seed": seed, **_run_in_child(job, args.budget)}
-        runs.append(run)
-        print(f"  {tool} ({dtype}) seed {seed}: {_one_line(run)}", file=sys.stderr, flush=True)
-        if run["status"] == "timeout" or run.get("fit_seconds", 0) > args.budget:
-            break
+        for tool, dtype in list(running):
+            run = _run_seed(tool, dtype, name, paths, seed, args)
+            runs[tool, dtype].append(run)
+            if run["status"] == "timeout" or run.get("fit_seconds", 0) > args.budget:
+                running.remove((tool, dtype))
     return runs
 
 
@@ -213,16 +225,16 @@ def benchmark_data_set(name: str, args, directory: Path) -> list[dict]:
     paths = _store_data(name, set(args.dtype), directory)
     n_samples, n_features = paths["shape"]
     print(f"{name}: {n_samples} x {n_features}, K={N_ARCHETYPES[name]}", file=sys.stderr)
-    all_runs, summaries = [], {}
     tools = sorted(args.tools, key=lambda tool: tool != REFERENCE_TOOL)  # reference first
-    for tool, dtype in _tool_variants(tools, args.dtype):
-        runs = _runs_of_tool(tool, dtype, name, paths, args)
-        all_runs += runs
-        summaries[tool, dtype] = _summary(runs, summaries.get((REFERENCE_TOOL, "float64")), args)
+    runs = _runs_by_tool(list(_tool_variants(tools, args.dtype)), name, paths, args)
+    summaries = {}
+    for variant, variant_runs in runs.items():
+        summaries[variant] = _summary(variant_runs, summaries.get((REFERENCE_TOOL, "float64")),
+                                      args)
     title = f"{name} ({n_samples} x {n_features}, K={N_ARCHETYPES[name]})"
     _print_table(title, [_table_row(tool, dtype, summary)
                          for (tool, dtype), summary in summaries.items()])
-    return all_runs
+    return [run for variant_runs in runs.values() for run in variant_runs]
 
 
 def machine_description(device: str) -> dict:

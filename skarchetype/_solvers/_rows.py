@@ -70,7 +70,7 @@ class CentredRows:
         no other temporary of the size of ``X`` is made."""
         centred = torch.empty(self.shape, device=self.device, dtype=self.dtype)
         for rows in batch_slices(self.shape[0], _CHUNK_ROWS):
-            torch.sub(self._source_rows(rows), self.mean, out=centred[rows])
+            centred[rows].copy_(self._source_rows(rows)).sub_(self.mean)
         return centred
 
     def _row_squared_norms(self) -> torch.Tensor:
