@@ -213,13 +213,18 @@ def face_problems(n_samples=60, n_archetypes=6, n_features=9):
     return torch.as_tensor(Z @ X.T), torch.as_tensor(Z @ Z.T), optimum
 
 
-def test_face_minimisation_solves_columns_started_on_their_optimal_face(monkeypatch):
+@pytest.mark.parametrize("chunks", [1, 3])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_face_minimisation_solves_columns_started_on_their_optimal_face(monkeypatch, order,
+                                                                         chunks):
+    """Columns whose search ends early drop out of it: the rest go on without them."""
     B, G, optimum = face_problems()
     rng = np.random.default_rng(1)
     # any point of the optimal face: random positive weights on the optimum's support
     start = np.where(optimum > 0, rng.uniform(0.1, 1, optimum.shape), 0)
-    S = torch.as_tensor(start / start.sum(axis=0))
-    monkeypatch.setattr(_simplex, "_ENTRIES_PER_CHUNK", 6 * 25)  # three chunks, one short
+    S = torch.as_tensor(np.asarray(start / start.sum(axis=0), order=order))
+    if chunks == 3:
+        monkeypatch.setattr(_simplex, "_ENTRIES_PER_CHUNK", 6 * 25)  # three, one short
     minimise_on_faces_(S, B, G)
     np.testing.assert_allclose(S.numpy(), optimum, atol=1e-10)
 

@@ -180,36 +180,50 @@ def minimise_on_faces_(S, B, G) -> None:
         _minimise_on_face_(S[:, columns], B[:, columns], G)
 
 
+def _tangent_(V, mask, size):
+    """Project the columns of ``V`` onto their faces' tangent spaces, in place."""
+    return V.sub_(torch.linalg.vecdot(V, mask, dim=0) / size).mul_(mask)
+
+
 def _minimise_on_face_(S, B, G) -> None:
     mask = torch.sign(S)  # S >= 0: 1 on the face, 0 off it
     size = mask.sum(dim=0)
     n_iter = int(size.max()) - 1
     if n_iter < 1:
         return
-
-    def tangent_(V):
-        """Project the columns of ``V`` onto the faces' tangent spaces, in place."""
-        return V.sub_(torch.linalg.vecdot(V, mask, dim=0) / size).mul_(mask)
-
     # squared residual at which rounding, not the search, sets the error
     floor = (torch.finfo(S.dtype).eps * float(torch.diagonal(G).mean())) ** 2
-    solution = S.clone()
-    residual = tangent_(torch.addmm(B, G, S, alpha=-1))  # minus the projected gradient
-    direction, curvature = residual.clone(), torch.empty_like(S)
+    minimiser = solution = S.clone()
+    residual = _tangent_(torch.addmm(B, G, S, alpha=-1), mask, size)  # minus the gradient
+    direction, curvature_buffer = residual.clone(), S.new_empty(S.shape)
     residual_norm = torch.linalg.vecdot(residual, residual, dim=0)
+    columns = None  # every column is still searching
     for _ in range(n_iter):
-        torch.mm(G, direction, out=curvature)
+        curvature = torch.mm(G, direction, out=leading(curvature_buffer, direction.shape))
         stiffness = torch.linalg.vecdot(direction, curvature, dim=0)
         length = torch.where(stiffness > 0, residual_norm / stiffness, 0)
         solution.addcmul_(direction, length)
-        residual.addcmul_(tangent_(curvature), length, value=-1)
+        residual.addcmul_(_tangent_(curvature, mask, size), length, value=-1)
         next_norm = torch.linalg.vecdot(residual, residual, dim=0)
         direction.mul_(torch.where(residual_norm > 0, next_norm / residual_norm, 0)).add_(residual)
         residual_norm = next_norm
-        if not bool((residual_norm > floor).any()):
+        searching = residual_norm > floor
+        n_searching = int(searching.sum())
+        if n_searching == 0:
             break
-    feasible = solution.amin(dim=0) >= 0
-    S.copy_(torch.where(feasible, solution, S))
+        if 2 * n_searching < searching.numel():  # go on with the columns still searching
+            if columns is not None:
+                minimiser.index_copy_(1, columns, solution)
+            keep = searching.nonzero()[:, 0]
+            columns = keep if columns is None else columns[keep]
+            solution, residual, direction, mask = (
+                tensor.index_select(1, keep) for tensor in (solution, residual, direction, mask)
+            )
+            size, residual_norm = size[keep], residual_norm[keep]
+    if columns is not None:
+        minimiser.index_copy_(1, columns, solution)
+    feasible = minimiser.amin(dim=0) >= 0
+    S.copy_(torch.where(feasible, minimiser, S))
 
 
 def simplex_least_squares(
