@@ -120,9 +120,9 @@ def _run_seed(tool, dtype, name, paths, seed, args) -> dict:
 
 
 def _runs_by_tool(variants, name, paths, args) -> dict:
-    """Every seed of every (tool, dtype), seed by seed: all tools run one seed before any
-    runs the next, so a drift of the machine's speed affects them alike. A tool stops
-    after a seed past the budget."""
+    """Every seed of every (tool, dtype), ``args.repeats`` times, seed by seed: all tools
+    run one seed before any runs the next, so a drift of the machine's speed affects them
+    alike. A tool stops after a fit past the budget."""
     runs = {}
     for tool, dtype in variants:
         reason = skip_reason(tool, paths["shape"][0])
@@ -131,11 +131,12 @@ def _runs_by_tool(variants, name, paths, args) -> dict:
              "error": reason}]
     running = [variant for variant in variants if not runs[variant]]
     for seed in args.seeds:
-        for tool, dtype in list(running):
-            run = _run_seed(tool, dtype, name, paths, seed, args)
-            runs[tool, dtype].append(run)
-            if run["status"] == "timeout" or run.get("fit_seconds", 0) > args.budget:
-                running.remove((tool, dtype))
+        for _ in range(args.repeats):
+            for tool, dtype in list(running):
+                run = _run_seed(tool, dtype, name, paths, seed, args)
+                runs[tool, dtype].append(run)
+                if run["status"] == "timeout" or run.get("fit_seconds", 0) > args.budget:
+                    running.remove((tool, dtype))
     return runs
 
 
@@ -166,13 +167,14 @@ def _summary(runs: list[dict], reference: dict | None, args) -> dict:
                              + [(run["seed"], name) for run in done for name in run["warnings"]])
     if not done:
         return {"note": "; ".join(notes)}
-    if len(runs) < len(args.seeds) and len(done) == len(runs):
-        notes.append(f"stopped after {len(done)} seed(s): over {args.budget:g} s")
-    seconds = statistics.median(run["fit_seconds"] for run in done)
+    if len(runs) < len(args.seeds) * args.repeats and len(done) == len(runs):
+        notes.append(f"stopped after {len(done)} fit(s): over {args.budget:g} s")
+    seconds = statistics.median(run["fit_seconds"] for run in done)  # over seeds and repeats
     evs = [run["ev"] for run in done]
     recoveries = [run["recovery"] for run in done if run["recovery"] is not None]
     summary = {
-        "seeds": len(done), "seconds": seconds, "ev_median": statistics.median(evs),
+        "seeds": len({run["seed"] for run in done}), "seconds": seconds,
+        "ev_median": statistics.median(evs),
         "ev_min": min(evs), "simplex": "yes" if all(r["simplex_ok"] for r in done) else "NO",
         "recovery": statistics.median(recoveries) if recoveries else None,
         "memory": max(run["fit_memory_mib"] for run in done), "note": "; ".join(notes),
@@ -286,6 +288,9 @@ def parse_arguments(argv=None):
                         choices=["digits", *BENCHMARK_SETS])
     parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="fits per tool and seed, each in a fresh process; times are the "
+                             "median over all of them")
     parser.add_argument("--dtype", nargs="+", default=["float64", "float32"],
                         choices=["float64", "float32"], help="dtypes of X for skarchetype")
     parser.add_argument("--device", default="auto", help="skarchetype's device parameter")
