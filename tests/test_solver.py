@@ -137,12 +137,17 @@ def test_projection_started_from_any_threshold_is_exact(dim, total):
                                torch.as_tensor(total, dtype=V.dtype).expand(shape))
 
 
-def test_steps_started_from_earlier_thresholds_equal_steps_without_them():
+def coefficient_problem(n_archetypes, n_samples, n_features):
+    """``B = Z X^T``, ``G = Z Z^T`` and the step ``1 / lambda_max(G)`` of random data."""
     generator = torch.Generator().manual_seed(0)
-    Z = torch.randn(5, 7, generator=generator, dtype=torch.float64)
-    X = torch.randn(300, 7, generator=generator, dtype=torch.float64)
+    Z = torch.randn(n_archetypes, n_features, generator=generator, dtype=torch.float64)
+    X = torch.randn(n_samples, n_features, generator=generator, dtype=torch.float64)
     B, G = Z @ X.T, Z @ Z.T
-    step = 1 / lipschitz_constant(G)
+    return B, G, 1 / lipschitz_constant(G)
+
+
+def test_steps_started_from_earlier_thresholds_equal_steps_without_them():
+    B, G, step = coefficient_problem(n_archetypes=5, n_samples=300, n_features=7)
     S, thresholds = torch.full((5, 300), 0.2, dtype=torch.float64), torch.full((1, 300), np.inf)
     step_coefficients(S, B, G, step, 1, thresholds=thresholds)
     assert torch.isfinite(thresholds).all()  # the last step's thresholds came back
@@ -190,11 +195,7 @@ def test_coefficients_stepped_in_chunks_match_one_chunk(monkeypatch):
 
 
 def test_step_coefficients_reuses_its_workspace_and_updates_in_place():
-    generator = torch.Generator().manual_seed(0)
-    Z = torch.randn(4, 6, generator=generator, dtype=torch.float64)
-    X = torch.randn(50, 6, generator=generator, dtype=torch.float64)
-    B, G = Z @ X.T, Z @ Z.T
-    step = 1 / lipschitz_constant(G)
+    B, G, step = coefficient_problem(n_archetypes=4, n_samples=50, n_features=6)
     fresh = step_coefficients(torch.full((4, 50), 0.25, dtype=torch.float64), B, G, step, 7)
     S = torch.full((4, 50), 0.25, dtype=torch.float64)
     work = torch.full((3, 4, 80), torch.nan, dtype=torch.float64)  # larger than needed
