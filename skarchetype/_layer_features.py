@@ -51,67 +51,89 @@ class _SharedReference:
         return self.value
 
 
-def _all_finite(batch: torch.Tensor) -> bool:
-    """Whether ``batch`` holds no NaN or infinity.
+def _check_finite(X: torch.Tensor) -> None:
+    """Refuse a tensor that holds NaN or infinity.
 
     A NaN or an infinity makes the sum non-finite, and one reduction costs a fraction of
     an elementwise mask; only a sum that overflows needs the exact check.
     """
-    return math.isfinite(batch.sum().item()) or bool(torch.isfinite(batch).all())
+    if not (math.isfinite(X.sum().item()) or bool(torch.isfinite(X).all())):
+        raise ValueError("Input X contains NaN or infinity; remove or impute those values.")
 
 
-def _unwrap(output):
+def _unwrap(output, layer: str):
     """A layer's output tensor: element 0 of a tuple or list (as transformer blocks return)."""
     while isinstance(output, (tuple, list)):
         output = output[0]
     if not is_tensor(output):
-        raise _PoolingError(f"its output is a {type(output).__name__}, not a tensor")
+        raise _PoolingError(f"Layer {layer!r}: its output is a {type(output).__name__}, not a "
+                            f"tensor; hook a submodule that returns one.")
     return output
 
 
-def _pool(output: torch.Tensor, pooling) -> torch.Tensor:
-    """Reduce one layer's output ``(n, ...)`` to a matrix ``(n, n_features)``."""
+def _pooler(pooling, shape: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The function that reduces a layer's outputs of ``shape`` ``(n, ...)`` to a matrix
+    ``(n, n_features)``; a :class:`_PoolingError` when ``pooling`` does not suit them."""
     if callable(pooling):
-        return pooling(output).reshape(len(output), -1)
+        return lambda output: pooling(output).reshape(len(output), -1)
     if pooling == "auto":
-        pooling = {1: "flatten", 2: "flatten", 3: "cls"}.get(output.ndim, "avg")
+        pooling = {1: "flatten", 2: "flatten", 3: "cls"}.get(len(shape), "avg")
     if pooling == "flatten":
-        return output.reshape(len(output), -1)
+        return lambda output: output.reshape(len(output), -1)
     if pooling in ("avg", "max"):
-        if output.ndim < 3:
+        if len(shape) < 3:
             raise _PoolingError(
                 f"pooling={pooling!r} reduces the spatial axes of an (n, channels, *spatial) "
-                f"map, but the output has shape {tuple(output.shape)}; use 'flatten' or 'auto'"
+                f"map, but the output has shape {shape}; use 'flatten' or 'auto'"
             )
-        spatial = tuple(range(2, output.ndim))
-        return output.mean(dim=spatial) if pooling == "avg" else output.amax(dim=spatial)
-    if output.ndim != 3:
+        spatial = tuple(range(2, len(shape)))
+        if pooling == "avg":
+            return lambda output: output.mean(dim=spatial)
+        return lambda output: output.amax(dim=spatial)
+    if len(shape) != 3:
         raise _PoolingError(
             f"pooling={pooling!r} expects a token sequence (n, tokens, dim), but the output "
-            f"has shape {tuple(output.shape)}; use 'avg', 'flatten' or 'auto'"
+            f"has shape {shape}; use 'avg', 'flatten' or 'auto'"
         )
-    return output[:, 0] if pooling == "cls" else output.mean(dim=1)
+    if pooling == "cls":
+        return lambda output: output[:, 0]
+    return lambda output: output.mean(dim=1)
 
 
 class _LayerRecorder:
     """Forward hooks that pool the outputs of ``layers`` of ``module`` during one forward pass.
 
     Use as a context manager: the hooks are removed on exit, even when the body raises.
-    A layer called several times in one pass contributes its first call.
+    A layer called several times in one pass contributes its first call. Each layer's
+    pooling is resolved at its first output, which also records ``shapes`` and compares the
+    number of features with ``widths`` (layer -> count, when given). With ``check_finite``,
+    each batch is checked for NaN and infinity before it runs.
     """
 
-    def __init__(self, module: torch.nn.Module, layers: tuple[str, ...], poolings: dict):
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        layers: tuple[str, ...],
+        poolings: dict,
+        *,
+        check_finite: bool = False,
+        widths: dict | None = None,
+    ):
         self.module = module
         self.layers = layers
         self.poolings = poolings
-        self.outputs: dict[str, torch.Tensor] = {}
+        self.check_finite = check_finite
+        self.widths = widths
+        self.pooled: list[torch.Tensor | None] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self._poolers: list[Callable | None] = [None] * len(layers)
+        self._waiting = 0
         self._handles = []
 
     def __enter__(self):
         try:
-            for layer in self.layers:
-                hook = self._hook(layer)
+            for index, layer in enumerate(self.layers):
+                hook = self._hook(index, layer)
                 self._handles.append(self.module.get_submodule(layer).register_forward_hook(hook))
         except BaseException:
             self.__exit__()
@@ -123,26 +145,43 @@ class _LayerRecorder:
             handle.remove()
         self._handles.clear()
 
-    def _hook(self, layer: str):
+    def _hook(self, index: int, layer: str):
+        # runs inside every forward pass: kept to a few list operations per call
         def record(submodule, inputs, output):
-            if layer in self.outputs:
+            if self.pooled[index] is not None:
                 return
-            try:
-                output = _unwrap(output)
-                self.outputs[layer] = _pool(output, self.poolings[layer])
-            except _PoolingError as error:
-                raise _PoolingError(f"Layer {layer!r}: {error}.") from None
-            self.shapes[layer] = tuple(output.shape[1:])
-            if len(self.outputs) == len(self.layers):
+            if not isinstance(output, torch.Tensor):
+                output = _unwrap(output, layer)
+            pool = self._poolers[index]
+            self.pooled[index] = pool(output) if pool else self._first(index, layer, output)
+            self._waiting -= 1
+            if not self._waiting:
                 raise _StopForward
 
         return record
 
+    def _first(self, index: int, layer: str, output: torch.Tensor) -> torch.Tensor:
+        """Pool the first output of ``layer``: resolve its pooling, record and check it."""
+        shape = self.shapes[layer] = tuple(output.shape[1:])
+        try:
+            self._poolers[index] = _pooler(self.poolings[layer], tuple(output.shape))
+        except _PoolingError as error:
+            raise _PoolingError(f"Layer {layer!r}: {error}.") from None
+        pooled = self._poolers[index](output)
+        if self.widths is not None and pooled.shape[1] != self.widths[layer]:
+            raise _PoolingError(
+                f"Layer {layer!r} gives {pooled.shape[1]} features per sample (output shape "
+                f"{shape}), but {self.widths[layer]} when fitted: the input's shape differs "
+                f"from the one seen in fit."
+            )
+        return pooled
+
     def record(self, batch: torch.Tensor) -> list[torch.Tensor]:
         """Run ``module`` on ``batch``; the pooled outputs of the layers, in their order."""
-        if not _all_finite(batch):
-            raise ValueError("Input X contains NaN or infinity; remove or impute those values.")
-        self.outputs.clear()
+        if self.check_finite:
+            _check_finite(batch)
+        self.pooled = [None] * len(self.layers)
+        self._waiting = len(self.layers)
         try:
             self.module(batch)
         except _StopForward:
@@ -154,13 +193,23 @@ class _LayerRecorder:
                 f"The module failed on an input batch of shape {tuple(batch.shape)} while "
                 f"extracting layers {list(self.layers)}: {error}"
             ) from error
-        missing = [layer for layer in self.layers if layer not in self.outputs]
-        if missing:
+        if self._waiting:
+            pairs = zip(self.layers, self.pooled, strict=True)
+            missing = [layer for layer, pooled in pairs if pooled is None]
             raise ValueError(
                 f"Layer(s) {missing} were never reached by the forward pass on an input batch of "
                 f"shape {tuple(batch.shape)}; choose layers that module.forward calls."
             )
-        return [self.outputs[layer] for layer in self.layers]
+        return self.pooled
+
+
+def _write_side_by_side(out: np.ndarray, rows: slice, pooled: list[torch.Tensor]) -> None:
+    """Write a batch's pooled layers side by side into ``out[rows]``, in one copy."""
+    target = torch.from_numpy(out[rows])
+    if pooled[0].device == target.device:
+        torch.cat(pooled, dim=1, out=target)
+    else:
+        target.copy_(torch.cat(pooled, dim=1))
 
 
 class TorchLayerFeatures(TransformerMixin, BaseEstimator):
@@ -289,9 +338,9 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         -------
         self : TorchLayerFeatures
         """
-        X = self._validate_input(X, reset=True)
+        X = self._validate_input(X, reset=True, check_finite=True)
         recorder = self._run(X[:1], batch_size=1)
-        widths = [recorder.outputs[layer].shape[1] for layer in recorder.layers]
+        widths = [pooled.shape[1] for pooled in recorder.pooled]
         stops = np.cumsum(widths).tolist()
         self.layer_slices_ = {
             layer: slice(stop - width, stop)
@@ -314,10 +363,12 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             Columns ``layer_slices_[layer]`` hold ``layer``'s features.
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
+        # a memory map is checked batch by batch as it streams, so that it is read once
+        streamed = isinstance(X, np.memmap)
+        X = self._validate_input(X, reset=False, check_finite=not streamed)
         n_features_out = next(reversed(self.layer_slices_.values())).stop
         features = np.empty((len(X), n_features_out), dtype=numpy_dtype(self.dtype))
-        self._run(X, batch_size=self.batch_size, out=features)
+        self._run(X, batch_size=self.batch_size, out=features, check_batches=streamed)
         return features
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -341,12 +392,12 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         ]
         return np.asarray(names, dtype=object)
 
-    def _validate_input(self, X, *, reset: bool):
+    def _validate_input(self, X, *, reset: bool, check_finite: bool):
         """Check ``X`` without copying it: tensors stay where they are, memory maps on disk."""
         if not is_tensor(X):
-            # finiteness is checked per batch in transform, so memory maps are read once
             return validate_data(
-                self, X, reset=reset, allow_nd=True, dtype="numeric", ensure_all_finite=reset
+                self, X, reset=reset, allow_nd=True, dtype="numeric",
+                ensure_all_finite=check_finite,
             )
         if X.ndim < 2 or len(X) == 0:
             raise ValueError(
@@ -354,8 +405,8 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
                 f"sample, got a tensor of shape {tuple(X.shape)}."
             )
         _check_n_features(self, X, reset=reset)
-        if reset and not torch.isfinite(X).all():
-            raise ValueError("Input X contains NaN or infinity; remove or impute those values.")
+        if check_finite:
+            _check_finite(X)
         return X
 
     def _layer_names(self) -> tuple[str, ...]:
@@ -367,14 +418,16 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             )
         if len(set(layers)) != len(layers):
             raise ValueError(f"layers must not repeat a name, got {self.layers!r}.")
-        names = [name for name, _ in self.module.named_modules()]
         for layer in layers:
-            if layer not in names:
+            try:
+                self.module.get_submodule(layer)
+            except AttributeError:
+                names = [name for name, _ in self.module.named_modules()]
                 nearest = difflib.get_close_matches(layer, names, n=5, cutoff=0.5) or names[:10]
                 raise ValueError(
                     f"layers: {layer!r} is not a submodule of the module. Nearest valid names: "
                     f"{nearest}; all names are listed by module.named_modules()."
-                )
+                ) from None
         return layers
 
     def _poolings(self, layers: tuple[str, ...]) -> dict:
@@ -393,16 +446,26 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         return {layer: self.pooling.get(layer, "auto") for layer in layers}
 
     def _resolve_device(self) -> torch.device:
-        reference = next(iter(self.module.parameters()), next(iter(self.module.buffers()), None))
+        reference = next(iter(self.module.parameters()), None)
+        if reference is None:
+            reference = next(iter(self.module.buffers()), None)
         device = resolve_device(self.device, data=reference)
         if reference is not None and reference.device != device:
             self.module.to(device)
         return device
 
-    def _run(self, X, *, batch_size: int, out: np.ndarray | None = None) -> _LayerRecorder:
-        """Forward ``X`` in batches with the hooks on; write the features into ``out``."""
+    def _run(
+        self, X, *, batch_size: int, out: np.ndarray | None = None, check_batches: bool = False
+    ) -> _LayerRecorder:
+        """Forward ``X`` in batches with the hooks on; write the features into ``out``.
+        ``check_batches`` checks each batch for NaN and infinity first."""
         layers = self._layer_names()
-        recorder = _LayerRecorder(self.module, layers, self._poolings(layers))
+        widths = None if out is None else {
+            layer: columns.stop - columns.start for layer, columns in self.layer_slices_.items()
+        }
+        recorder = _LayerRecorder(
+            self.module, layers, self._poolings(layers), check_finite=check_batches, widths=widths
+        )
         batches = map_batches(
             recorder.record,
             X,
@@ -415,17 +478,5 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         with evaluation_mode(self.module), recorder:
             for rows, pooled in batches:
                 if out is not None:
-                    self._write(out, rows, pooled, layers)
+                    _write_side_by_side(out, rows, pooled)
         return recorder
-
-    def _write(self, out: np.ndarray, rows: slice, pooled: list[torch.Tensor], layers) -> None:
-        """Write the layers' features of a batch into its rows of ``out``, in one copy."""
-        for layer, features in zip(layers, pooled, strict=True):
-            columns = self.layer_slices_[layer]
-            if features.shape[1] != columns.stop - columns.start:
-                raise ValueError(
-                    f"Layer {layer!r} gives {features.shape[1]} features per sample, but "
-                    f"{columns.stop - columns.start} when fitted: the input's shape differs from "
-                    f"the one seen in fit ({self.layer_output_shapes_[layer]} at that layer)."
-                )
-        torch.from_numpy(out[rows]).copy_(torch.cat(pooled, dim=1))

@@ -108,9 +108,11 @@ def evaluation_mode(*modules):
         for sub in module.modules()
     ]
     try:
-        for module in modules:
-            if isinstance(module, torch.nn.Module):
-                module.eval()
+        # a module in eval mode throughout is left alone: eval() visits every submodule
+        if any(training for _, training in saved):
+            for module in modules:
+                if isinstance(module, torch.nn.Module):
+                    module.eval()
         yield
     finally:
         # ``modules()`` lists parents before children, so a parent's recursive ``train``
@@ -134,16 +136,20 @@ def map_batches(
     """Apply ``function`` to batches of ``X`` moved to ``device``, under inference mode.
 
     ``X`` may be a numpy array, a read-only memory map (read one batch at a time) or a
-    tensor on any device. Yields ``(rows, function(batch))``.
+    tensor on any device. Each batch is a copy, so that a function writing into its input
+    (a module with in-place operations) leaves ``X`` as it was. Yields
+    ``(rows, function(batch))``.
     """
     n = len(X)
     slices = list(batch_slices(n, batch_size))
     with torch.inference_mode():
         for index, rows in enumerate(slices):
             batch = X[rows]
-            if not is_tensor(batch):
+            if is_tensor(batch):
+                batch = batch.to(device=device, dtype=dtype or batch.dtype, copy=True)
+            else:
                 batch = torch.from_numpy(np.array(batch, copy=True))
-            batch = batch.to(device=device, dtype=dtype if dtype is not None else batch.dtype)
+                batch = batch.to(device=device, dtype=dtype or batch.dtype)
             yield rows, function(batch)
             if verbose:
                 print(f"[skarchetype] {description}: {index + 1}/{len(slices)} "

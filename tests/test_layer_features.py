@@ -1,10 +1,12 @@
 """TorchLayerFeatures: layer activations of a torch module as sklearn features."""
 
+import copy
 import pickle
 
 import numpy as np
 import pytest
 import torch
+from conftest import requires_cuda
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
@@ -254,12 +256,43 @@ def test_tensor_and_array_inputs_give_the_same_features(cnn, images):
     )
 
 
+class InPlaceNet(nn.Module):
+    """Scales its input in place before a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.linear(x.mul_(2))
+
+
+@pytest.mark.parametrize("as_input", [np.array, torch.from_numpy])
+def test_a_module_writing_into_its_input_leaves_x_unchanged(rng, as_input):
+    X = rng.normal(size=(7, 3)).astype(np.float32)
+    given = as_input(X.copy())
+    net = InPlaceNet()
+    features = TorchLayerFeatures(net, "linear", batch_size=3).fit_transform(given)
+    np.testing.assert_array_equal(np.asarray(given), X)
+    with torch.no_grad():
+        expected = net.linear(torch.from_numpy(2 * X)).numpy()
+    np.testing.assert_allclose(features, expected, rtol=1e-6)
+
+
 def test_read_only_memmap_is_streamed(cnn, images, tmp_path):
     path = tmp_path / "images.npy"
     np.save(path, images)
     mapped = np.load(path, mmap_mode="r")
     features = TorchLayerFeatures(cnn, "conv2", batch_size=6).fit(mapped)
     np.testing.assert_array_equal(features.transform(mapped), features.transform(images))
+
+
+@requires_cuda
+def test_features_on_cuda_match_those_on_the_cpu(images):
+    net = SmallCNN()
+    on_cpu = TorchLayerFeatures(net, ("conv1", "head")).fit_transform(images)
+    on_gpu = TorchLayerFeatures(copy.deepcopy(net), ("conv1", "head"), device="cuda")
+    np.testing.assert_allclose(on_gpu.fit_transform(images), on_cpu, rtol=1e-4, atol=1e-5)
 
 
 def test_float64_features_on_request(cnn, images):
@@ -294,6 +327,28 @@ def test_pooling_that_does_not_fit_the_output_names_the_layer(cnn, images):
         TorchLayerFeatures(cnn, "head", pooling="cls").fit(images)
 
 
+class DictBlock(nn.Module):
+    """Returns a dict, which no pooling can read."""
+
+    def forward(self, x):
+        return {"features": x}
+
+
+class DictOutputNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = DictBlock()
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.head(self.block(x)["features"])
+
+
+def test_layer_whose_output_is_not_a_tensor_is_named(rng):
+    with pytest.raises(ValueError, match=r"Layer 'block': its output is a dict"):
+        TorchLayerFeatures(DictOutputNet(), "block").fit(rng.normal(size=(4, 3)).astype(np.float32))
+
+
 def test_pooling_dict_naming_another_layer_is_refused(cnn, images):
     with pytest.raises(ValueError, match=r"\['conv2'\].*not in layers"):
         TorchLayerFeatures(cnn, "conv1", pooling={"conv2": "max"}).fit(images)
@@ -305,8 +360,17 @@ def test_non_finite_input_is_refused_at_transform(cnn, images, value, as_input):
     features = TorchLayerFeatures(cnn, "conv1", batch_size=6).fit(images)
     spoiled = images.copy()
     spoiled[-1, 0, 2, 3] = value
-    with pytest.raises(ValueError, match="NaN or infinity"):
+    with pytest.raises(ValueError, match="NaN|infinity"):
         features.transform(as_input(spoiled))
+
+
+def test_non_finite_memmap_is_refused_as_it_streams(cnn, images, tmp_path):
+    spoiled = images.copy()
+    spoiled[-1, 0, 2, 3] = np.nan
+    np.save(tmp_path / "images.npy", spoiled)
+    features = TorchLayerFeatures(cnn, "conv1", batch_size=6).fit(images)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        features.transform(np.load(tmp_path / "images.npy", mmap_mode="r"))
 
 
 def test_finite_input_whose_sum_overflows_is_accepted(cnn, images):
