@@ -29,7 +29,7 @@ from ._solvers import (
     simplex_least_squares,
     squared_error,
 )
-from ._torch import as_tensor, is_tensor, resolve_device, to_numpy, torch_dtype
+from ._torch import as_tensor, check_finite, is_tensor, resolve_device, to_numpy, torch_dtype
 
 _TRANSFORM_MAX_ITER = 2_000
 # Root-mean-square sizes of centred entries whose float32 products neither overflow nor
@@ -278,8 +278,7 @@ n_features), default="furthest_sum"
             )
         if X.dtype not in (torch.float32, torch.float64):
             X = X.to(torch.float64)
-        if not bool(torch.isfinite(X).all()):
-            raise ValueError("Input X contains NaN or infinity; remove or impute those values.")
+        check_finite(X)
         if reset:
             self.n_features_in_ = X.shape[1]
             if hasattr(self, "feature_names_in_"):

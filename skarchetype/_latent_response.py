@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._torch import (
     batch_slices,
+    check_finite,
     evaluation_mode,
     is_tensor,
     map_batches,
@@ -244,8 +245,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 )
             if not X.is_floating_point():
                 X = X.double()
-            if not torch.isfinite(X).all():
-                raise ValueError("Input X contains NaN or infinity; clean or impute it first.")
+            check_finite(X)
             return validate_data(self, X, skip_check_array=True, reset=reset)
         return validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32), reset=reset)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import math
 from collections.abc import Callable
 from numbers import Integral
 
@@ -20,6 +19,7 @@ from sklearn.utils.validation import (
 )
 
 from ._torch import (
+    check_finite,
     evaluation_mode,
     is_tensor,
     map_batches,
@@ -49,16 +49,6 @@ class _SharedReference:
 
     def __sklearn_clone__(self):
         return self.value
-
-
-def _check_finite(X: torch.Tensor) -> None:
-    """Refuse a tensor that holds NaN or infinity.
-
-    A NaN or an infinity makes the sum non-finite, and one reduction costs a fraction of
-    an elementwise mask; only a sum that overflows needs the exact check.
-    """
-    if not (math.isfinite(X.sum().item()) or bool(torch.isfinite(X).all())):
-        raise ValueError("Input X contains NaN or infinity; remove or impute those values.")
 
 
 def _unwrap(output, layer: str):
@@ -106,7 +96,7 @@ class _LayerRecorder:
     Use as a context manager: the hooks are removed on exit, even when the body raises.
     A layer called several times in one pass contributes its first call. Each layer's
     pooling is resolved at its first output, which also records ``shapes`` and compares the
-    number of features with ``widths`` (layer -> count, when given). With ``check_finite``,
+    number of features with ``widths`` (layer -> count, when given). With ``check_batches``,
     each batch is checked for NaN and infinity before it runs.
     """
 
@@ -116,13 +106,13 @@ class _LayerRecorder:
         layers: tuple[str, ...],
         poolings: dict,
         *,
-        check_finite: bool = False,
+        check_batches: bool = False,
         widths: dict | None = None,
     ):
         self.module = module
         self.layers = layers
         self.poolings = poolings
-        self.check_finite = check_finite
+        self.check_batches = check_batches
         self.widths = widths
         self.pooled: list[torch.Tensor | None] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -178,8 +168,8 @@ class _LayerRecorder:
 
     def record(self, batch: torch.Tensor) -> list[torch.Tensor]:
         """Run ``module`` on ``batch``; the pooled outputs of the layers, in their order."""
-        if self.check_finite:
-            _check_finite(batch)
+        if self.check_batches:
+            check_finite(batch)
         self.pooled = [None] * len(self.layers)
         self._waiting = len(self.layers)
         try:
@@ -338,7 +328,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         -------
         self : TorchLayerFeatures
         """
-        X = self._validate_input(X, reset=True, check_finite=True)
+        X = self._validate_input(X, reset=True, ensure_all_finite=True)
         recorder = self._run(X[:1], batch_size=1)
         widths = [pooled.shape[1] for pooled in recorder.pooled]
         stops = np.cumsum(widths).tolist()
@@ -365,7 +355,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         # a memory map is checked batch by batch as it streams, so that it is read once
         streamed = isinstance(X, np.memmap)
-        X = self._validate_input(X, reset=False, check_finite=not streamed)
+        X = self._validate_input(X, reset=False, ensure_all_finite=not streamed)
         n_features_out = next(reversed(self.layer_slices_.values())).stop
         features = np.empty((len(X), n_features_out), dtype=numpy_dtype(self.dtype))
         self._run(X, batch_size=self.batch_size, out=features, check_batches=streamed)
@@ -392,12 +382,12 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         ]
         return np.asarray(names, dtype=object)
 
-    def _validate_input(self, X, *, reset: bool, check_finite: bool):
+    def _validate_input(self, X, *, reset: bool, ensure_all_finite: bool):
         """Check ``X`` without copying it: tensors stay where they are, memory maps on disk."""
         if not is_tensor(X):
             return validate_data(
                 self, X, reset=reset, allow_nd=True, dtype="numeric",
-                ensure_all_finite=check_finite,
+                ensure_all_finite=ensure_all_finite,
             )
         if X.ndim < 2 or len(X) == 0:
             raise ValueError(
@@ -405,8 +395,8 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
                 f"sample, got a tensor of shape {tuple(X.shape)}."
             )
         _check_n_features(self, X, reset=reset)
-        if check_finite:
-            _check_finite(X)
+        if ensure_all_finite:
+            check_finite(X)
         return X
 
     def _layer_names(self) -> tuple[str, ...]:
@@ -464,7 +454,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             layer: columns.stop - columns.start for layer, columns in self.layer_slices_.items()
         }
         recorder = _LayerRecorder(
-            self.module, layers, self._poolings(layers), check_finite=check_batches, widths=widths
+            self.module, layers, self._poolings(layers), check_batches=check_batches, widths=widths
         )
         batches = map_batches(
             recorder.record,

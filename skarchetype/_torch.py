@@ -7,6 +7,7 @@ and hands plain tensors to its numerics.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -86,6 +87,17 @@ def to_numpy(X) -> np.ndarray:
     if is_tensor(X):
         return X.detach().cpu().numpy()
     return np.asarray(X)
+
+
+def check_finite(X: torch.Tensor) -> None:
+    """Refuse a tensor that holds NaN or infinity, with an error that says so.
+
+    A NaN or an infinity makes the sum non-finite, and one reduction costs a fraction of an
+    elementwise mask (and allocates nothing the size of ``X``); only a sum that overflows
+    needs the exact check.
+    """
+    if not (math.isfinite(X.sum().item()) or bool(torch.isfinite(X).all())):
+        raise ValueError("Input X contains NaN or infinity; remove or impute those values.")
 
 
 def batch_slices(n: int, batch_size: int) -> Iterator[slice]:
