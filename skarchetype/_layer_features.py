@@ -193,15 +193,6 @@ class _LayerRecorder:
         return self.pooled
 
 
-def _write_side_by_side(out: np.ndarray, rows: slice, pooled: list[torch.Tensor]) -> None:
-    """Write a batch's pooled layers side by side into ``out[rows]``, in one copy."""
-    target = torch.from_numpy(out[rows])
-    if pooled[0].device == target.device:
-        torch.cat(pooled, dim=1, out=target)
-    else:
-        target.copy_(torch.cat(pooled, dim=1))
-
-
 class TorchLayerFeatures(TransformerMixin, BaseEstimator):
     """The activations of chosen layers of a torch module, as a feature matrix.
 
@@ -467,6 +458,6 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         )
         with evaluation_mode(self.module), recorder:
             for rows, pooled in batches:
-                if out is not None:
-                    _write_side_by_side(out, rows, pooled)
+                if out is not None:  # side by side, in one copy (one transfer from a GPU)
+                    torch.from_numpy(out[rows]).copy_(torch.cat(pooled, dim=1))
         return recorder

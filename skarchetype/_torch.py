@@ -157,11 +157,10 @@ def map_batches(
     with torch.inference_mode():
         for index, rows in enumerate(slices):
             batch = X[rows]
-            if is_tensor(batch):
-                batch = batch.to(device=device, dtype=dtype or batch.dtype, copy=True)
-            else:
+            copied = not is_tensor(batch)
+            if copied:
                 batch = torch.from_numpy(np.array(batch, copy=True))
-                batch = batch.to(device=device, dtype=dtype or batch.dtype)
+            batch = batch.to(device=device, dtype=dtype or batch.dtype, copy=not copied)
             yield rows, function(batch)
             if verbose:
                 print(f"[skarchetype] {description}: {index + 1}/{len(slices)} "
