@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 _DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+_NUMPY_DTYPES = {torch_type: numpy_type for numpy_type, torch_type in _DTYPES.items()}
 
 
 def is_tensor(X) -> bool:
@@ -158,8 +159,8 @@ def map_batches(
         for index, rows in enumerate(slices):
             batch = X[rows]
             copied = not is_tensor(batch)
-            if copied:
-                batch = torch.from_numpy(np.array(batch, copy=True))
+            if copied:  # converted while copied: float64 data for a float32 module, one copy
+                batch = torch.from_numpy(np.array(batch, dtype=_NUMPY_DTYPES.get(dtype), copy=True))
             batch = batch.to(device=device, dtype=dtype or batch.dtype, copy=not copied)
             yield rows, function(batch)
             if verbose:

@@ -267,16 +267,24 @@ class InPlaceNet(nn.Module):
         return self.linear(x.mul_(2))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("as_input", [np.array, torch.from_numpy])
-def test_a_module_writing_into_its_input_leaves_x_unchanged(rng, as_input):
-    X = rng.normal(size=(7, 3)).astype(np.float32)
+def test_a_module_writing_into_its_input_leaves_x_unchanged(rng, as_input, dtype):
+    X = rng.normal(size=(7, 3)).astype(dtype)
     given = as_input(X.copy())
     net = InPlaceNet()
     features = TorchLayerFeatures(net, "linear", batch_size=3).fit_transform(given)
     np.testing.assert_array_equal(np.asarray(given), X)
     with torch.no_grad():
-        expected = net.linear(torch.from_numpy(2 * X)).numpy()
+        expected = net.linear(torch.from_numpy(2 * X).float()).numpy()
     np.testing.assert_allclose(features, expected, rtol=1e-6)
+
+
+def test_float64_input_is_converted_for_a_float32_module(cnn, images):
+    features = TorchLayerFeatures(cnn, ("conv1", "head"), batch_size=7).fit(images)
+    np.testing.assert_array_equal(
+        features.transform(images.astype(np.float64)), features.transform(images)
+    )
 
 
 def test_read_only_memmap_is_streamed(cnn, images, tmp_path):
