@@ -60,7 +60,7 @@ def torch_dtype(dtype) -> torch.dtype:
 
 def numpy_dtype(dtype) -> np.dtype:
     """The numpy floating dtype matching a torch or numpy dtype (float32 or float64)."""
-    return np.dtype(np.float32) if torch_dtype(dtype) == torch.float32 else np.dtype(np.float64)
+    return _NUMPY_DTYPES[torch_dtype(dtype)]
 
 
 def as_tensor(X, device, dtype=None) -> torch.Tensor:
