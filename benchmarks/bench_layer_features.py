@@ -12,7 +12,9 @@ with the module in eval mode under ``torch.inference_mode()``:
   hooks, pools them and writes them into the batch's rows of the output array;
 - "by hand" is the least that reading layers through hooks costs, for reference: hooks that
   pool as ``pooling="auto"`` does and one ``cat`` per batch into a preallocated array, with
-  no copy, check or restore (its features are checked to equal the transformer's).
+  no copy, check or restore (its features are checked to equal the transformer's);
+- "hooks only" registers the same hooks but they do nothing: what hooking the layers costs
+  before any pooling, so that the pooling's own share is the gap to "by hand".
 
 Everything the other sides do beyond the bare forward pass counts as their overhead. Runs
 alternate, the order flipping every repeat, and the ratio of throughput within each pair of
@@ -21,7 +23,8 @@ ratio is stable within a process but not across processes (on the 2-core machine
 2026-11-23 the same command gave 62 % in one process and 133 % in the next, with the bare
 pass alone varying twofold), so each network is measured in several fresh processes: the
 table gives the median over processes of each one's median paired ratio, with the lowest
-and highest, and the same median for the hooks by hand. The target is at least 90 %.
+and highest, and the same median for the hooks by hand and for the hooks alone. The target
+is at least 90 %.
 
 Most of that spread between processes is page faults. glibc's ``malloc`` returns large freed
 blocks to the kernel, so a process that frees and reallocates activations every batch maps
@@ -102,21 +105,27 @@ def _pool_auto(output) -> torch.Tensor:
 
 
 def hand_written_hooks(module: nn.Module, layers, X: np.ndarray, batch_size: int,
-                       out: np.ndarray) -> None:
+                       out: np.ndarray | None = None) -> None:
     """The least that reading layers through forward hooks costs: each layer pooled in its
-    hook as ``pooling="auto"`` does, a batch's features written with one ``cat``, nothing
-    copied, checked or restored."""
+    hook as ``pooling="auto"`` does, a batch's features written into ``out`` with one
+    ``cat``, nothing copied, checked or restored. Without ``out`` the hooks run and do
+    nothing: the cost of hooking the layers alone, without pooling."""
     pooled = []
-    handles = [module.get_submodule(layer).register_forward_hook(
-        lambda submodule, inputs, output: pooled.append(_pool_auto(output))) for layer in layers]
+
+    def hook(submodule, inputs, output):
+        if out is not None:
+            pooled.append(_pool_auto(output))
+
+    handles = [module.get_submodule(layer).register_forward_hook(hook) for layer in layers]
     module.eval()
-    features = torch.from_numpy(out)
+    features = None if out is None else torch.from_numpy(out)
     try:
         with torch.inference_mode():
             for rows in batch_slices(len(X), batch_size):
                 pooled.clear()
                 module(torch.from_numpy(X[rows]))
-                torch.cat(pooled, dim=1, out=features[rows])
+                if features is not None:
+                    torch.cat(pooled, dim=1, out=features[rows])
     finally:
         for handle in handles:
             handle.remove()
@@ -146,6 +155,7 @@ def measure(name: str, n_samples: int, batch_size: int, repeats: int, threads=No
         "bare": lambda: bare_forward(module, X, batch_size),
         "by hand": lambda: hand_written_hooks(module, layers, X, batch_size, by_hand),
         "hooked": lambda: features.transform(X),
+        "hooks only": lambda: hand_written_hooks(module, layers, X, batch_size),
     }, repeats)
     bare, by_hand_times, hooked = times["bare"], times["by hand"], times["hooked"]
     return {
@@ -157,6 +167,7 @@ def measure(name: str, n_samples: int, batch_size: int, repeats: int, threads=No
         "hooked": n_samples / np.median(hooked),
         "paired": float(np.median(bare / hooked)),
         "by hand": float(np.median(bare / by_hand_times)),
+        "hooks only": float(np.median(bare / times["hooks only"])),
     }
 
 
@@ -174,8 +185,8 @@ def measure_in_processes(name: str, allocator: str, args) -> dict:
             multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
         runs = [pool.apply(measure, job) for _ in range(args.processes)]
     paired = np.array([run["paired"] for run in runs])
-    medians = {key: np.median([run[key] for run in runs])
-               for key in ("bare", "hooked", "by hand", "bare faults", "hooked faults")}
+    keys = ("bare", "hooked", "by hand", "hooks only", "bare faults", "hooked faults")
+    medians = {key: np.median([run[key] for run in runs]) for key in keys}
     return {**runs[0], **medians, "network": name,
             "paired": float(np.median(paired)), "lowest": paired.min(), "highest": paired.max()}
 
@@ -200,13 +211,14 @@ def main() -> None:
     )
     print(f"{'network':<12} {'malloc':>7} {'layers':>6} {'features':>8} {'bare (samples/s)':>17} "
           f"{'hooked (samples/s)':>19} {'ratio (paired)':>15} {'lowest':>7} {'highest':>8} "
-          f"{'by hand':>8} {'faults/run bare, hooked':>24}")
+          f"{'by hand':>8} {'hooks only':>10} {'faults/run bare, hooked':>24}")
     for name in args.networks:
         for allocator in args.allocator:
             row = measure_in_processes(name, allocator, args)
             print(f"{row['network']:<12} {allocator:>7} {row['layers']:>6} {row['n_features']:>8} "
                   f"{row['bare']:>17.0f} {row['hooked']:>19.0f} {row['paired']:>15.1%} "
                   f"{row['lowest']:>7.1%} {row['highest']:>8.1%} {row['by hand']:>8.1%} "
+                  f"{row['hooks only']:>10.1%} "
                   f"{row['bare faults']:>12.0f}, {row['hooked faults']:>9.0f}", flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
