@@ -10,16 +10,16 @@ file and says what to do.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from ._io import OutputPathError, atomic_output, atomic_outputs, check_output_path
 
 TABLE_SUFFIXES = (".npy", ".csv", ".npz")
 OUTPUT_SUFFIXES = (".npy", ".csv")
@@ -29,37 +29,7 @@ class CommandError(Exception):
     """A mistake in the command's input that the user can fix; reported without a traceback."""
 
 
-# --------------------------------------------------------------------------- output files
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[object]:
-    """Open ``path`` for binary writing so that it appears only once complete.
-
-    The data goes to a hidden temporary file in the same folder (so that the final
-    :func:`os.replace` is atomic) which is removed if the body raises.
-    """
-    path = Path(path)
-    check_output_folder(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(temporary, "xb") as handle:
-            yield handle
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-
-
-def check_output_folder(path: Path) -> None:
-    """Fail early, before any long work, when ``path`` cannot be written."""
-    if path.is_dir():
-        raise CommandError(f"{path} is a folder; give a file name, e.g. {path / 'out.npy'}")
-    if not path.parent.is_dir():
-        raise CommandError(
-            f"cannot write {path}: the folder {path.parent} does not exist; create it first "
-            f"(mkdir -p {path.parent})"
-        )
+# --------------------------------------------------------------------------- files
 
 
 def check_suffix(path: Path, allowed: Sequence[str], what: str) -> str:
@@ -92,10 +62,12 @@ def load_table(path: str | os.PathLike, *, key: str | None = None) -> np.ndarray
     CommandError
         When the file is missing or unreadable, not 2-D, not numeric, or not finite.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CommandError(f"{path}: no such file; check the path (working folder: {Path.cwd()})")
+    path = _existing_file(path, "data file", "check the path")
     suffix = check_suffix(path, TABLE_SUFFIXES, "the data file")
+    if key is not None and suffix != ".npz":
+        raise CommandError(
+            f"--key {key!r} chooses an array of an .npz file, but {path} is {suffix}"
+        )
     try:
         if suffix == ".csv":
             table = _read_csv(path)
@@ -111,12 +83,26 @@ def load_table(path: str | os.PathLike, *, key: str | None = None) -> np.ndarray
     return _as_numeric_matrix(table, path)
 
 
+def _existing_file(path: str | os.PathLike, what: str, hint: str) -> Path:
+    """``path`` as a Path, refused when it is a folder or does not exist."""
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"{path} is a folder, not a {what}; give the file inside it")
+    if not path.is_file():
+        raise CommandError(f"{path}: no such file; {hint} (working folder: {Path.cwd()})")
+    return path
+
+
 _NUMERIC_HINT = "the data must be a numeric table, one row per sample and one column per feature"
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    """A comma-separated table of numbers, with an optional header line of column names."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """A comma-separated table of numbers, with an optional header line of column names.
+
+    UTF-8, with or without the byte-order mark that spreadsheet programs write.
+    """
+    text = path.read_text(encoding="utf-8-sig")
+    lines = [line for line in text.splitlines() if line.strip()]
     if lines and not any(_is_number(field) for field in lines[0].split(",")):
         lines = lines[1:]
     if not lines:
@@ -176,9 +162,7 @@ def load_model(path: str | os.PathLike):
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    path = Path(path)
-    if not path.is_file():
-        raise CommandError(f"{path}: no such model file; create one with `skarchetype fit`")
+    path = _existing_file(path, "model file", "create one with `skarchetype fit`")
     try:
         model = joblib.load(path)
     except Exception as error:  # unpickling can fail in many ways, all meaning "not a model"
@@ -204,10 +188,10 @@ def load_model(path: str | os.PathLike):
 def run_fit(args: argparse.Namespace) -> None:
     from ._archetypal import ArchetypalAnalysis
 
-    output = Path(args.out)
-    check_output_folder(output)
+    output = check_output_path(args.out)
+    _check_not_an_input(output, args.data)
     X = load_table(args.data, key=args.key)
-    _check_enough_samples(X, args.n_archetypes, args.data)
+    _check_at_most_samples(args.n_archetypes, "--n-archetypes", X, args.data)
     model = ArchetypalAnalysis(
         n_archetypes=args.n_archetypes,
         max_iter=args.max_iter,
@@ -227,12 +211,21 @@ def run_fit(args: argparse.Namespace) -> None:
     )
 
 
-def _check_enough_samples(X: np.ndarray, n_archetypes: int, path) -> None:
+def _check_at_most_samples(n_archetypes: int, option: str, X: np.ndarray, path) -> None:
     if n_archetypes > X.shape[0]:
         raise CommandError(
-            f"{path} has {X.shape[0]} rows, fewer than --n-archetypes {n_archetypes}; "
+            f"{path} has {X.shape[0]} rows, fewer than {option} {n_archetypes}; "
             "choose a smaller number of archetypes"
         )
+
+
+def _check_not_an_input(output: Path, *inputs) -> None:
+    """Refuse an output that would replace one of the command's own input files."""
+    for path in inputs:
+        if Path(path).is_file() and output.exists() and output.samefile(path):
+            raise CommandError(
+                f"--out {output} would overwrite the input {path}; choose another file"
+            )
 
 
 def _dump_model(model, path: Path) -> None:
@@ -245,7 +238,8 @@ def _dump_model(model, path: Path) -> None:
 def run_transform(args: argparse.Namespace) -> None:
     output = Path(args.out)
     check_suffix(output, OUTPUT_SUFFIXES, "the output")
-    check_output_folder(output)
+    check_output_path(output)
+    _check_not_an_input(output, args.data, args.model)
     model = load_model(args.model)
     X = load_table(args.data, key=args.key)
     expected = getattr(model, "n_features_in_", X.shape[1])
@@ -259,16 +253,20 @@ def run_transform(args: argparse.Namespace) -> None:
     print(f"wrote the {coefficients.shape[0]} x {coefficients.shape[1]} coefficients to {output}")
 
 
+SWEEP_FILES = ("sweep.csv", "sweep.png")
+
+
 def run_sweep(args: argparse.Namespace) -> None:
     from ._archetypal import ArchetypalAnalysis
     from .inspection import select_n_archetypes
 
-    ks = parse_k_range(args.k)
-    X = load_table(args.data, key=args.key)
-    _check_enough_samples(X, max(ks), args.data)
+    _k_candidates(args.k)  # its syntax, before any file is read
     folder = Path(args.out) if args.out is not None else None
     if folder is not None:
-        _check_sweep_folder(folder)
+        _check_output_folder(folder, SWEEP_FILES)
+    X = load_table(args.data, key=args.key)
+    ks = parse_k_range(args.k, max_k=X.shape[0], data=args.data)
+    _check_sweep_memory(X.shape, ks, args.seeds)
     template = ArchetypalAnalysis(max_iter=args.max_iter, device=args.device)
     selection = select_n_archetypes(
         X,
@@ -280,40 +278,79 @@ def run_sweep(args: argparse.Namespace) -> None:
     )
     print(format_sweep_table(selection))
     if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
         _save_sweep(selection, folder)
 
 
-def _check_sweep_folder(folder: Path) -> None:
+def _check_output_folder(folder: Path, names: Sequence[str]) -> None:
+    """Fail early when the files ``names`` cannot be written in ``folder`` (created if missing)."""
     if folder.exists() and not folder.is_dir():
-        raise CommandError(f"--out {folder} is a file; give a folder for sweep.csv and sweep.png")
+        raise CommandError(f"--out {folder} is a file; give a folder for {', '.join(names)}")
+    for name in names:
+        check_output_path(folder / name, create_folder=True)
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise CommandError(
-            'saving the sweep\'s plot needs matplotlib: pip install "skarchetype[plots]"'
+            'the figures need matplotlib: pip install "skarchetype[plots]"'
         ) from None
 
 
-def parse_k_range(text: str) -> list[int]:
-    """``"2:20"`` (inclusive), ``"2:20:2"`` or ``"2,4,8"`` as a sorted list of distinct Ks."""
+def _check_sweep_memory(shape: tuple[int, int], ks: list[int], n_seeds: int) -> None:
+    """Refuse a sweep whose fitted models (all kept until the end) cannot fit in memory."""
+    n_samples, n_features = shape
+    needed = 8 * (n_samples + n_features) * sum(ks) * n_seeds
+    available = _physical_memory()
+    if available is not None and needed > available // 2:
+        raise CommandError(
+            f"--k with {len(ks)} values up to {max(ks)} and --seeds {n_seeds} would keep about "
+            f"{needed / 2**30:.0f} GiB of coefficients for {n_samples} samples, more than half "
+            f"of this machine's {available / 2**30:.0f} GiB; sweep fewer or smaller K "
+            "(e.g. --k 2:20) or fewer --seeds"
+        )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: no bound to check
+        return None
+
+
+def parse_k_range(text: str, max_k: int | None = None, data=None) -> list[int]:
+    """``"2:20"`` (inclusive), ``"2:20:2"`` or ``"2,4,8"`` as a sorted list of distinct Ks.
+
+    With ``max_k`` (the number of rows of the file ``data``), a K above it is refused
+    before the list is made, so that a huge range costs nothing.
+    """
+    ks = _k_candidates(text)
+    if max_k is not None and ks[-1] > max_k:
+        raise CommandError(
+            f"--k {text!r} asks for up to {ks[-1]} archetypes, but {data} has only {max_k} "
+            f"rows; choose K of at most {max_k}"
+        )
+    return list(ks)
+
+
+def _k_candidates(text: str) -> range | list[int]:
+    """The Ks of ``--k``, increasing and distinct; a range is not listed (it may be huge)."""
     try:
         if ":" in text:
             bounds = [int(part) for part in text.split(":")]
             if len(bounds) not in (2, 3):
                 raise ValueError
             start, stop, step = (*bounds, 1) if len(bounds) == 2 else bounds
-            ks = list(range(start, stop + 1, step))
+            ks = range(start, stop + (1 if step > 0 else -1), step)
+            ks = ks if step > 0 else ks[::-1]
         else:
-            ks = [int(part) for part in text.split(",")]
+            ks = sorted({int(part) for part in text.split(",")})
     except ValueError:
         ks = []
-    if not ks or min(ks) < 1:
+    if not ks or ks[0] < 1:
         raise CommandError(
             f"--k {text!r} is not a range of positive numbers of archetypes; "
             "use START:STOP (inclusive), START:STOP:STEP or a list such as 2,4,8"
         )
-    return sorted(set(ks))
+    return ks
 
 
 SWEEP_COLUMNS = ("n_archetypes", "explained_variance_mean", "explained_variance_std",
@@ -345,15 +382,18 @@ def sweep_rows(selection) -> np.ndarray:
 
 
 def _save_sweep(selection, folder: Path) -> None:
-    with atomic_output(folder / "sweep.csv") as handle:
-        np.savetxt(handle, sweep_rows(selection), delimiter=",", header=",".join(SWEEP_COLUMNS),
-                   comments="", fmt="%.6g")
+    """Write sweep.csv and sweep.png together, only once both are ready."""
     import matplotlib.pyplot as plt
 
     figure = _sweep_figure(selection)
-    with atomic_output(folder / "sweep.png") as handle:
-        figure.savefig(handle, format="png", dpi=120)
-    plt.close(figure)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_outputs(*(folder / name for name in SWEEP_FILES)) as (table, image):
+            np.savetxt(table, sweep_rows(selection), delimiter=",",
+                       header=",".join(SWEEP_COLUMNS), comments="", fmt="%.6g")
+            figure.savefig(image, format="png", dpi=120)
+    finally:
+        plt.close(figure)
     print(f"saved {folder / 'sweep.csv'} and {folder / 'sweep.png'}")
 
 
@@ -366,6 +406,7 @@ def _sweep_figure(selection):
 def run_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo as demo
 
+    _check_output_folder(Path(args.out), ("index.html",))
     report = demo(args.out, quick=args.quick, device=args.device, random_state=args.seed)
     print(f"the report is at {report.resolve()}; open it in a browser")
 
@@ -435,7 +476,9 @@ def _add_data_argument(parser: argparse.ArgumentParser) -> None:
 
 def _add_common_options(parser: argparse.ArgumentParser, *, verbose: bool = True) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="random seed, 0 to 2**32 - 1 (default: %(default)s)"
+    )
     if verbose:
         parser.add_argument("--verbose", "-v", action="count", default=0, help="show progress")
 
@@ -447,6 +490,18 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer seed from 0 to {2**32 - 1}, got {text!r}"
+        )
     return value
 
 
@@ -463,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_device(args.__dict__.get("device", "auto"))
         args.run(args)
-    except CommandError as error:
+    except (CommandError, OutputPathError) as error:
         print(f"skarchetype {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the machine's fault (disk full, no permission), not the input's
@@ -473,9 +528,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_device(device: str) -> None:
+    import torch
+
     from ._torch import resolve_device
 
     try:
-        resolve_device(device)
+        resolved = resolve_device(device)
     except (ValueError, RuntimeError) as error:
         raise CommandError(f"--device {device!r}: {error}") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise CommandError(
+            f"--device {device!r}: the command line computes on auto, cpu, cuda or cuda:N, "
+            f"not on {resolved.type!r} devices"
+        )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise CommandError(
+            f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
+            "device(s); use cuda:0 to cuda:N-1, or auto"
+        )

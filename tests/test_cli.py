@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from skarchetype import ArchetypalAnalysis
-from skarchetype.cli import atomic_output, main, parse_k_range
+from skarchetype import cli
+from skarchetype._io import atomic_output, atomic_outputs
+from skarchetype.cli import main, parse_k_range
 from skarchetype.datasets import make_archetypal_data
 
 
@@ -308,3 +310,179 @@ def test_a_failed_model_save_leaves_no_file(tmp_path, capsys, data_file, monkeyp
     assert status == 1
     assert "disk full" in capsys.readouterr().err
     assert files_in(tmp_path) == before
+
+
+def test_several_outputs_appear_together_or_not_at_all(tmp_path):
+    (tmp_path / "a.csv").write_bytes(b"previous a")
+    with pytest.raises(RuntimeError), atomic_outputs(tmp_path / "a.csv", tmp_path / "b.png") as (
+        first,
+        second,
+    ):
+        first.write(b"new a")
+        second.write(b"half of b")
+        raise RuntimeError("interrupted")
+    assert (tmp_path / "a.csv").read_bytes() == b"previous a"
+    assert files_in(tmp_path) == ["a.csv"]
+
+
+def test_the_report_and_the_command_line_share_one_io_module():
+    import skarchetype.demo._report as report
+
+    assert report.atomic_output is atomic_output
+    assert cli.atomic_output is atomic_output
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def fail_if_fitted(monkeypatch):
+    """Make any fit fail the test: the command must refuse its input before fitting."""
+
+    def fit(self, X, y=None):
+        raise AssertionError("a fit ran before the input was validated")
+
+    monkeypatch.setattr(ArchetypalAnalysis, "fit", fit)
+
+
+def test_a_folder_given_as_the_data_file_is_reported_as_a_folder(tmp_path, capsys):
+    (tmp_path / "data.npy").mkdir()
+    status = main(["fit", str(tmp_path / "data.npy"), "-k", "2", "--out", str(tmp_path / "m")])
+    assert_failed_cleanly(status, capsys, tmp_path, ["data.npy"], "data.npy is a folder")
+
+
+def test_a_folder_given_as_the_model_is_reported_as_a_folder(tmp_path, capsys, data_file):
+    (tmp_path / "model.joblib").mkdir()
+    before = files_in(tmp_path)
+    args = ["transform", str(tmp_path / "model.joblib"), str(data_file)]
+    status = main([*args, "--out", str(tmp_path / "S.npy")])
+    assert_failed_cleanly(status, capsys, tmp_path, before, "model.joblib is a folder")
+
+
+@pytest.mark.parametrize("header", [True, False], ids=["header", "no-header"])
+def test_a_csv_with_a_byte_order_mark_reads_as_without_it(tmp_path, X, header):
+    """Excel writes UTF-8 with a byte-order mark; it must not hide the first row or column."""
+    text = ("a,b,c,d,e\n" if header else "") + "\n".join(
+        ",".join(f"{value:.17g}" for value in row) for row in X
+    )
+    (tmp_path / "X.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    out = tmp_path / "m.joblib"
+    assert main(["fit", str(tmp_path / "X.csv"), "-k", "3", "--out", str(out)]) == 0
+    expected = ArchetypalAnalysis(n_archetypes=3, random_state=0).fit(X)
+    np.testing.assert_allclose(joblib.load(out).archetypes_, expected.archetypes_)
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), str(10**30), "1.5", "seven"])
+def test_a_seed_outside_0_to_2_32_is_a_usage_error(tmp_path, capsys, data_file, seed, monkeypatch):
+    fail_if_fitted(monkeypatch)
+    before = files_in(tmp_path)
+    args = ["fit", str(data_file), "-k", "2", "--seed", seed]
+    status = main([*args, "--out", str(tmp_path / "m.joblib")])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "--seed" in error and "Traceback" not in error
+    assert files_in(tmp_path) == before
+
+
+@pytest.mark.parametrize("device", ["meta", "cuda:99"])
+def test_a_device_the_command_line_cannot_use_is_one_line(tmp_path, capsys, data_file, device):
+    before = files_in(tmp_path)
+    args = ["fit", str(data_file), "-k", "2", "--device", device]
+    status = main([*args, "--out", str(tmp_path / "m.joblib")])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert error.count("\n") == 1 and f"--device {device!r}" in error
+    assert files_in(tmp_path) == before
+
+
+def test_a_huge_k_range_is_refused_at_once(tmp_path, capsys, data_file, monkeypatch):
+    fail_if_fitted(monkeypatch)
+    before = files_in(tmp_path)
+    status = main(["sweep", str(data_file), "--k", "2:1000000000"])
+    assert_failed_cleanly(status, capsys, tmp_path, before, "--k '2:1000000000'", "120 rows")
+
+
+def test_a_k_list_beyond_the_samples_names_the_option_sweep_has(
+    tmp_path, capsys, data_file, monkeypatch
+):
+    fail_if_fitted(monkeypatch)
+    before = files_in(tmp_path)
+    status = main(["sweep", str(data_file), "--k", "2,500"])
+    error = capsys.readouterr().err
+    assert status == 2 and "--k" in error and "--n-archetypes" not in error
+    assert files_in(tmp_path) == before
+
+
+def test_parse_k_range_bounds_a_huge_range_without_listing_it():
+    with pytest.raises(cli.CommandError, match="only 120 rows"):
+        parse_k_range("2:1000000000000000", max_k=120, data="X.npy")
+
+
+def test_a_decreasing_k_range_gives_the_same_ks():
+    assert parse_k_range("6:2:-2") == [2, 4, 6]
+
+
+def test_a_sweep_too_big_for_memory_is_refused_before_fitting(
+    tmp_path, capsys, data_file, monkeypatch
+):
+    fail_if_fitted(monkeypatch)
+    monkeypatch.setattr(cli, "_physical_memory", lambda: 2**20)
+    status = main(["sweep", str(data_file), "--k", "2:100", "--seeds", "5"])
+    error = capsys.readouterr().err
+    assert status == 2 and "--seeds" in error and "GiB" in error
+
+
+def test_a_failed_sweep_keeps_the_previous_table(tmp_path, capsys, data_file, monkeypatch):
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "sweep.csv").write_text("previous")
+
+    def broken_figure(selection):
+        raise OSError("no space left for the figure")
+
+    monkeypatch.setattr(cli, "_sweep_figure", broken_figure)
+    status = main(["sweep", str(data_file), "--k", "2,3", "--seeds", "1", "--out", str(folder)])
+    assert status == 1
+    assert (folder / "sweep.csv").read_text() == "previous"
+    assert files_in(folder) == ["sweep.csv"]
+
+
+def test_sweep_output_paths_are_checked_before_any_fit(tmp_path, capsys, data_file, monkeypatch):
+    fail_if_fitted(monkeypatch)
+    folder = tmp_path / "sweep"
+    (folder / "sweep.png").mkdir(parents=True)
+    status = main(["sweep", str(data_file), "--k", "2,3", "--out", str(folder)])
+    error = capsys.readouterr().err
+    assert status == 2 and "sweep.png is a folder" in error
+
+
+def test_sweep_out_below_a_file_is_refused_before_any_fit(tmp_path, capsys, data_file, monkeypatch):
+    fail_if_fitted(monkeypatch)
+    status = main(["sweep", str(data_file), "--k", "2,3", "--out", str(data_file / "sweep")])
+    error = capsys.readouterr().err
+    assert status == 2 and "X.npy is a file" in error
+
+
+def test_key_for_a_file_that_is_not_npz(tmp_path, capsys, data_file, monkeypatch):
+    fail_if_fitted(monkeypatch)
+    before = files_in(tmp_path)
+    args = ["fit", str(data_file), "--key", "features", "-k", "2"]
+    status = main([*args, "--out", str(tmp_path / "m.joblib")])
+    assert_failed_cleanly(status, capsys, tmp_path, before, "--key 'features'", ".npz")
+
+
+def test_an_output_that_would_overwrite_the_data_is_refused(tmp_path, capsys, data_file, X):
+    status = main(["fit", str(data_file), "-k", "2", "--out", str(data_file)])
+    assert_failed_cleanly(status, capsys, tmp_path, ["X.npy"], "overwrite the input")
+    np.testing.assert_array_equal(np.load(data_file), X)
+
+
+def test_demo_out_that_is_a_file_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    import skarchetype.demo
+
+    def run_demo(*args, **kwargs):
+        raise AssertionError("the demo ran before its --out was validated")
+
+    monkeypatch.setattr(skarchetype.demo, "run_demo", run_demo)
+    (tmp_path / "report").write_text("a file")
+    status = main(["demo", "--quick", "--out", str(tmp_path / "report")])
+    assert_failed_cleanly(status, capsys, tmp_path, ["report"], "is a file")
