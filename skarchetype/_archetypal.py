@@ -20,7 +20,7 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._solvers import (
     INITIALISATIONS,
@@ -30,6 +30,7 @@ from ._solvers import (
     squared_error,
 )
 from ._torch import as_tensor, check_finite, is_tensor, resolve_device, to_numpy, torch_dtype
+from ._validation import check_numeric_columns
 
 _TRANSFORM_MAX_ITER = 2_000
 # Root-mean-square sizes of centred entries whose float32 products neither overflow nor
@@ -257,6 +258,7 @@ n_features), default="furthest_sum"
         """Check ``X`` and return a 2-D float32/float64 numpy array, memmap or tensor."""
         if is_tensor(X):
             return self._validate_tensor(X, reset)
+        check_numeric_columns(X)
         X = validate_data(
             self, X, reset=reset, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
             copy=False,
@@ -264,7 +266,16 @@ n_features), default="furthest_sum"
         return X.toarray() if sp.issparse(X) else X
 
     def _validate_tensor(self, X: torch.Tensor, reset: bool) -> torch.Tensor:
-        """The checks of ``validate_data`` for a tensor, without copying it off its device."""
+        """The checks of ``validate_data`` for a tensor, without copying it off its device.
+
+        A tensor that requires grad is used as its detached value (nothing is differentiated).
+        """
+        if X.layout != torch.strided:
+            raise ValueError(
+                f"Sparse tensors ({X.layout}) are not supported; pass X.to_dense(), or a "
+                "scipy.sparse matrix."
+            )
+        X = X.detach()
         if X.is_complex():
             raise ValueError("Complex data not supported; pass the real part or the magnitude.")
         if X.ndim != 2:
@@ -294,8 +305,14 @@ n_features), default="furthest_sum"
         """The ``init`` array checked against the data's shape, or None."""
         if isinstance(self.init, str):
             return None
-        init = np.asarray(self.init, dtype=np.float64)
         expected = (self.n_archetypes, self.n_features_in_)
+        try:
+            init = np.asarray(to_numpy(self.init), dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"init must be an array of numbers of shape (n_archetypes, n_features) = "
+                f"{expected}, or one of {sorted(INITIALISATIONS)}; converting it failed: {error}"
+            ) from None
         if init.shape != expected or not np.isfinite(init).all():
             raise ValueError(
                 f"init must be a finite array of shape (n_archetypes, n_features) = {expected}, "
@@ -456,11 +473,20 @@ n_features), default="furthest_sum"
         ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        coefficients = np.asarray(to_numpy(X), dtype=self.archetypes_.dtype)
+        check_numeric_columns(X)
+        coefficients = check_array(
+            to_numpy(X), dtype=self.archetypes_.dtype, ensure_2d=False, ensure_all_finite=False,
+            input_name="X",
+        )
         if coefficients.ndim != 2 or coefficients.shape[1] != self.n_archetypes:
             raise ValueError(
                 f"Expected coefficients of shape (n_samples, {self.n_archetypes}), got "
                 f"{coefficients.shape}; pass the output of transform."
+            )
+        if not np.isfinite(coefficients).all():
+            raise ValueError(
+                "X (the coefficients) contains NaN or infinity; pass finite coefficients, "
+                "such as the output of transform."
             )
         return coefficients @ self.archetypes_
 

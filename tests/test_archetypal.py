@@ -335,3 +335,99 @@ def test_verbose_reports_progress(digits, capsys):
         warnings.simplefilter("ignore", ConvergenceWarning)
         ArchetypalAnalysis(4, verbose=2, max_iter=3, random_state=0).fit(digits)
     assert "iteration 3" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+@pytest.fixture
+def small():
+    X, _, _ = make_archetypal_data(60, 3, 3, noise=0.01, random_state=0)
+    return X
+
+
+def test_a_tensor_that_requires_grad_fits_like_its_detached_value(small):
+    X = torch.tensor(small, requires_grad=True)
+    model = ArchetypalAnalysis(3, random_state=0).fit(X)
+    expected = ArchetypalAnalysis(3, random_state=0).fit(small)
+    np.testing.assert_array_equal(model.archetypes_, expected.archetypes_)
+    assert X.grad is None and X.requires_grad
+
+
+def test_transform_and_score_of_a_tensor_that_requires_grad(small):
+    model = ArchetypalAnalysis(3, random_state=0).fit(small)
+    X = torch.tensor(small, requires_grad=True)
+    np.testing.assert_array_equal(model.transform(X), model.transform(small))
+    assert model.score(X) == model.score(small)
+
+
+def test_an_init_tensor_that_requires_grad_is_used_as_its_value(small):
+    init = small[:3]
+    model = ArchetypalAnalysis(3, init=torch.tensor(init, requires_grad=True)).fit(small)
+    expected = ArchetypalAnalysis(3, init=init).fit(small)
+    np.testing.assert_array_equal(model.archetypes_, expected.archetypes_)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_inverse_transform_refuses_non_finite_coefficients(small, value):
+    model = ArchetypalAnalysis(3, random_state=0).fit(small)
+    coefficients = np.full((2, 3), 1 / 3)
+    coefficients[1, 0] = value
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        model.inverse_transform(coefficients)
+
+
+@pytest.mark.parametrize(
+    "init", [[["a", "b", "c"]] * 3, [[1.0, 2.0, 3.0], [1.0, 2.0]]], ids=["strings", "ragged"]
+)
+def test_an_init_that_is_not_an_array_of_numbers_names_init(small, init):
+    with pytest.raises(ValueError, match="^init must be an array of numbers"):
+        ArchetypalAnalysis(3, init=init).fit(small)
+
+
+def test_a_sparse_tensor_is_refused_with_the_way_out(small):
+    with pytest.raises(ValueError, match="to_dense"):
+        ArchetypalAnalysis(3).fit(torch.tensor(small).to_sparse())
+
+
+@pytest.fixture
+def frame(small):
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame(small, columns=["a", "b", "c"])
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values"),
+    [("category", ["red", "green", "blue"]), ("category", [1, 2, 3]), ("string", ["1", "2", "3"]),
+     (object, ["x", "y", "z"])],
+    ids=["category-text", "category-numbers", "string", "object-text"],
+)
+def test_non_numeric_pandas_columns_are_named_with_the_fix(frame, dtype, values):
+    frame["colour"] = np.resize(np.array(values, dtype=object), len(frame))
+    frame["colour"] = frame["colour"].astype(dtype)
+    with pytest.raises(ValueError, match=r"non-numeric column\(s\) 'colour'.*OneHotEncoder"):
+        ArchetypalAnalysis(3).fit(frame)
+
+
+def test_every_non_numeric_column_is_named(frame):
+    frame["colour"] = ["red"] * len(frame)
+    frame["size"] = frame["a"].astype("category")
+    with pytest.raises(ValueError, match="'colour' .*'size' "):
+        ArchetypalAnalysis(3).fit(frame)
+
+
+def test_transform_names_a_non_numeric_column_too(frame):
+    model = ArchetypalAnalysis(3, random_state=0).fit(frame)
+    frame["c"] = frame["c"].astype("category")
+    with pytest.raises(ValueError, match="'c' \\(category\\)"):
+        model.transform(frame)
+
+
+def test_numbers_held_as_python_objects_or_booleans_are_numbers(frame, small):
+    frame["a"] = frame["a"].astype(object)
+    frame["flag"] = small[:, 0] > 0
+    model = ArchetypalAnalysis(3, random_state=0).fit(frame)
+    expected = np.column_stack([small, small[:, 0] > 0]).astype(np.float64)
+    np.testing.assert_allclose(
+        model.archetypes_, ArchetypalAnalysis(3, random_state=0).fit(expected).archetypes_
+    )

@@ -12,8 +12,7 @@ import joblib
 import numpy as np
 import pytest
 
-from skarchetype import ArchetypalAnalysis
-from skarchetype import cli
+from skarchetype import ArchetypalAnalysis, cli
 from skarchetype._io import atomic_output, atomic_outputs
 from skarchetype.cli import main, parse_k_range
 from skarchetype.datasets import make_archetypal_data
