@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import Interval, validate_params
 
+from .._torch import is_tensor, to_numpy
+from ._checks import check_fitted_archetypes
 from ._interpretation import nearest_samples
 
 
@@ -27,7 +31,7 @@ class LocalExplanation:
     residual : float
         ``||f - Zᵀs||``, what the archetypes leave unexplained.
     relative_residual : float
-        ``residual / ||f||``.
+        ``residual / ||f||`` (NaN for an input of zeros).
     """
 
     coefficients: np.ndarray
@@ -38,6 +42,13 @@ class LocalExplanation:
     relative_residual: float
 
 
+@validate_params(
+    {
+        "n_top": [Interval(Integral, 1, None, closed="left")],
+        "n_exemplars": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def explain_sample(estimator, sample, *, n_top: int = 3, n_exemplars: int = 5) -> LocalExplanation:
     """Explain one input by its archetype coefficients, top archetypes and residual.
 
@@ -47,7 +58,8 @@ def explain_sample(estimator, sample, *, n_top: int = 3, n_exemplars: int = 5) -
         With a pipeline (e.g. ``TorchLayerFeatures`` then ``ArchetypalAnalysis``), the
         sample goes through the earlier steps first.
     sample : array-like or Tensor of shape (1, ...)
-        One input, with its sample axis.
+        One input, with its sample axis. A tensor that requires grad is explained by its
+        value (nothing is differentiated).
     n_top : int, default=3
         Archetypes to report.
     n_exemplars : int, default=5
@@ -56,20 +68,32 @@ def explain_sample(estimator, sample, *, n_top: int = 3, n_exemplars: int = 5) -
     Returns
     -------
     LocalExplanation
+
+    Raises
+    ------
+    NotFittedError
+        When ``estimator`` is not fitted.
     """
-    if len(sample) != 1:
+    sample = sample.detach() if is_tensor(sample) else sample
+    shape = np.shape(sample)
+    if len(shape) < 2 or shape[0] != 1:
         raise ValueError(
-            f"sample must hold exactly one input with its sample axis, shape (1, ...); got "
-            f"{len(sample)} rows. Pass X[i : i + 1]."
+            "sample must hold exactly one input with its sample axis, shape (1, ...); got "
+            f"shape {shape}. Pass X[i : i + 1]."
         )
-    model = estimator
+    model = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    check_fitted_archetypes(model)
+    n_archetypes, n_fitted = model.coefficients_.shape[1], model.coefficients_.shape[0]
+    if n_top > n_archetypes:
+        raise ValueError(f"n_top must be between 1 and {n_archetypes}, got {n_top}.")
+    if n_exemplars > n_fitted:
+        raise ValueError(
+            f"n_exemplars must be between 1 and {n_fitted} (the samples the model was "
+            f"fitted on), got {n_exemplars}."
+        )
     if isinstance(estimator, Pipeline):
         sample = estimator[:-1].transform(sample)
-        model = estimator[-1]
-    n_archetypes = len(model.archetypes_)
-    if not 1 <= n_top <= n_archetypes:
-        raise ValueError(f"n_top must be between 1 and {n_archetypes}, got {n_top}.")
-    features = np.asarray(sample, dtype=np.float64).reshape(-1)
+    features = np.asarray(to_numpy(sample), dtype=np.float64).reshape(-1)
     coefficients = np.asarray(model.transform(sample), dtype=np.float64)[0]
     residual = float(np.linalg.norm(features - coefficients @ model.archetypes_))
     top = np.argsort(-coefficients, kind="stable")[:n_top]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sklearn.base import clone
+from sklearn.utils.validation import _num_features
 
 from .._archetypal import ArchetypalAnalysis
 from ._stability import ArchetypeMatching, match_archetypes, soft_nmi
@@ -53,6 +54,11 @@ def dataset_independence(X_a, X_b, estimator=None) -> DatasetIndependence:
     -------
     DatasetIndependence
     """
+    if _num_features(X_a) != _num_features(X_b):
+        raise ValueError(
+            f"X_a and X_b must share their features, got {_num_features(X_a)} and "
+            f"{_num_features(X_b)} columns; pass the same features of both data sets."
+        )
     template = ArchetypalAnalysis() if estimator is None else estimator
     model_a = clone(template).fit(X_a)
     model_b = clone(template).fit(X_b)

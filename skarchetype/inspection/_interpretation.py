@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
-import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval, validate_params
 
-from .._torch import to_numpy
+from ._checks import as_finite_matrix, check_labels
 
-
-def _as_matrix(values, name: str) -> np.ndarray:
-    if sp.issparse(values):  # ArchetypalAnalysis.archetype_weights_ is sparse
-        values = values.toarray()
-    matrix = np.asarray(to_numpy(values), dtype=np.float64)
-    if matrix.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array, got shape {matrix.shape}.")
-    return matrix
+_COUNT = [Interval(Integral, 1, None, closed="left")]
 
 
 def _largest_per_row(matrix: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    if not 1 <= n_samples <= matrix.shape[1]:
+    if n_samples > matrix.shape[1]:
         raise ValueError(
             f"n_samples must be between 1 and {matrix.shape[1]} (the number of samples), "
             f"got {n_samples}."
@@ -29,6 +24,7 @@ def _largest_per_row(matrix: np.ndarray, n_samples: int) -> tuple[np.ndarray, np
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
+@validate_params({"n_samples": _COUNT}, prefer_skip_nested_validation=True)
 def generating_samples(archetype_weights, n_samples: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """The samples each archetype is built from: the largest entries of each row of C.
 
@@ -46,9 +42,10 @@ def generating_samples(archetype_weights, n_samples: int = 5) -> tuple[np.ndarra
         Row indices into the data the model was fitted on.
     weights : ndarray of shape (n_archetypes, n_samples)
     """
-    return _largest_per_row(_as_matrix(archetype_weights, "archetype_weights"), n_samples)
+    return _largest_per_row(as_finite_matrix(archetype_weights, "archetype_weights"), n_samples)
 
 
+@validate_params({"n_samples": _COUNT}, prefer_skip_nested_validation=True)
 def nearest_samples(coefficients, n_samples: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """The samples closest to each archetype: the largest entries of each column of S.
 
@@ -66,7 +63,7 @@ def nearest_samples(coefficients, n_samples: int = 5) -> tuple[np.ndarray, np.nd
         The archetype's coefficient in each of these samples (1 means the sample is the
         archetype).
     """
-    return _largest_per_row(_as_matrix(coefficients, "coefficients").T, n_samples)
+    return _largest_per_row(as_finite_matrix(coefficients, "coefficients").T, n_samples)
 
 
 def class_composition(coefficients, y) -> tuple[np.ndarray, np.ndarray]:
@@ -85,17 +82,14 @@ def class_composition(coefficients, y) -> tuple[np.ndarray, np.ndarray]:
         coefficient on archetype ``k``.
     classes : ndarray of shape (n_classes,)
     """
-    coefficients = _as_matrix(coefficients, "coefficients")
-    y = np.asarray(to_numpy(y))
-    if y.shape != (len(coefficients),):
-        raise ValueError(
-            f"y must have shape ({len(coefficients)},) like the coefficients' rows, got {y.shape}."
-        )
+    coefficients = as_finite_matrix(coefficients, "coefficients")
+    y = check_labels(y, len(coefficients))
     classes, labels = np.unique(y, return_inverse=True)
     one_hot = np.eye(len(classes))[labels]
     return coefficients.T @ one_hot / one_hot.sum(axis=0), classes
 
 
+@validate_params({"n_samples": _COUNT}, prefer_skip_nested_validation=True)
 def archetype_purity(coefficients, y, n_samples: int = 10) -> np.ndarray:
     """How much each archetype's nearest samples belong to one class.
 
@@ -114,8 +108,8 @@ def archetype_purity(coefficients, y, n_samples: int = 10) -> np.ndarray:
     -------
     purity : ndarray of shape (n_archetypes,)
     """
-    y = np.asarray(to_numpy(y))
-    classes, labels = np.unique(y, return_inverse=True)
+    coefficients = as_finite_matrix(coefficients, "coefficients")
+    classes, labels = np.unique(check_labels(y, len(coefficients)), return_inverse=True)
     if len(classes) < 2:
         raise ValueError(f"archetype_purity needs at least 2 classes in y, got {classes}.")
     indices, _ = nearest_samples(coefficients, n_samples)

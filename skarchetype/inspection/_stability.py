@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .._torch import to_numpy
+from ._checks import as_finite_matrix, check_fitted_archetypes
 
 
 def _mutual_information(joint: np.ndarray) -> float:
@@ -51,13 +51,8 @@ def soft_nmi(coefficients_a, coefficients_b) -> float:
         1 for the same partition up to a permutation of archetypes, about 0 for unrelated
         ones; NaN when neither model carries information (one archetype each).
     """
-    coefficients_a = np.asarray(to_numpy(coefficients_a), dtype=np.float64)
-    coefficients_b = np.asarray(to_numpy(coefficients_b), dtype=np.float64)
-    if coefficients_a.ndim != 2 or coefficients_b.ndim != 2:
-        raise ValueError(
-            "soft_nmi expects two matrices of shape (n_samples, n_archetypes), got shapes "
-            f"{coefficients_a.shape} and {coefficients_b.shape}."
-        )
+    coefficients_a = as_finite_matrix(coefficients_a, "coefficients_a")
+    coefficients_b = as_finite_matrix(coefficients_b, "coefficients_b")
     if len(coefficients_a) != len(coefficients_b):
         raise ValueError(
             "soft_nmi compares coefficients of the same samples, got "
@@ -113,9 +108,9 @@ def match_archetypes(archetypes_a, archetypes_b) -> ArchetypeMatching:
     ArchetypeMatching
         The pairing that maximises the total cosine similarity.
     """
-    archetypes_a = np.asarray(to_numpy(archetypes_a), dtype=np.float64)
-    archetypes_b = np.asarray(to_numpy(archetypes_b), dtype=np.float64)
-    if archetypes_a.ndim != 2 or archetypes_a.shape[1:] != archetypes_b.shape[1:]:
+    archetypes_a = as_finite_matrix(archetypes_a, "archetypes_a")
+    archetypes_b = as_finite_matrix(archetypes_b, "archetypes_b")
+    if archetypes_a.shape[1] != archetypes_b.shape[1]:
         raise ValueError(
             "match_archetypes expects two matrices (n_archetypes, n_features) with the same "
             f"n_features, got shapes {archetypes_a.shape} and {archetypes_b.shape}."
@@ -161,6 +156,8 @@ def seed_stability(models) -> SeedStability:
     models = list(models)
     if len(models) < 2:
         raise ValueError(f"seed_stability needs at least 2 fitted models, got {len(models)}.")
+    for model in models:
+        check_fitted_archetypes(model, "models")
     pairs = list(itertools.combinations(models, 2))
     nmi = np.array([soft_nmi(a.coefficients_, b.coefficients_) for a, b in pairs])
     cosine = np.array(
