@@ -4,7 +4,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import normalized_mutual_info_score
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -248,3 +250,155 @@ def test_generating_samples_read_the_estimators_sparse_weights():
     dense = aa.archetype_weights_.toarray()
     np.testing.assert_array_equal(indices[:, 0], dense.argmax(axis=1))
     np.testing.assert_allclose(weights[:, 0], dense.max(axis=1))
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, _, _ = make_archetypal_data(40, 3, 3, noise=0.01, random_state=1)
+    return X, ArchetypalAnalysis(3, random_state=0).fit(X)
+
+
+def test_explaining_a_tensor_that_requires_grad_explains_its_value(fitted):
+    torch = pytest.importorskip("torch")
+    X, model = fitted
+    explanation = explain_sample(model, torch.tensor(X[:1], requires_grad=True))
+    expected = explain_sample(model, X[:1])
+    np.testing.assert_array_equal(explanation.coefficients, expected.coefficients)
+    assert explanation.residual == expected.residual
+
+
+@pytest.mark.parametrize(
+    "estimator", [ArchetypalAnalysis(3), make_pipeline(StandardScaler(), ArchetypalAnalysis(3))],
+    ids=["estimator", "pipeline"],
+)
+def test_explaining_with_an_unfitted_estimator_raises_not_fitted(fitted, estimator):
+    with pytest.raises(NotFittedError):
+        explain_sample(estimator, fitted[0][:1])
+
+
+def test_seed_stability_of_unfitted_models_raises_not_fitted(fitted):
+    with pytest.raises(NotFittedError):
+        seed_stability([fitted[1], ArchetypalAnalysis(3)])
+
+
+def test_selection_from_an_unfitted_search_raises_not_fitted():
+    search = GridSearchCV(ArchetypalAnalysis(), {"n_archetypes": [2, 3]})
+    with pytest.raises(NotFittedError):
+        selection_from_search(search, "n_archetypes")
+
+
+@pytest.mark.parametrize(("parameter", "value"), [("n_top", 1.5), ("n_exemplars", 0)])
+def test_explanation_counts_must_be_positive_integers(fitted, parameter, value):
+    with pytest.raises(ValueError, match=f"'{parameter}' parameter"):
+        explain_sample(fitted[1], fitted[0][:1], **{parameter: value})
+
+
+def test_more_exemplars_than_fitted_samples_names_n_exemplars(fitted):
+    with pytest.raises(ValueError, match="n_exemplars must be between 1 and 40"):
+        explain_sample(fitted[1], fitted[0][:1], n_exemplars=41)
+
+
+@pytest.mark.parametrize("sample", [np.zeros(3), 0.0], ids=["1-D", "scalar"])
+def test_explanation_of_a_sample_without_its_sample_axis(fitted, sample):
+    with pytest.raises(ValueError, match="exactly one input"):
+        explain_sample(fitted[1], sample)
+
+
+@pytest.mark.parametrize("n_labels", [4, 6], ids=["shorter", "longer"])
+def test_purity_refuses_labels_of_the_wrong_length(n_labels):
+    coefficients = one_hot([0, 1, 2, 0, 1], 3)
+    with pytest.raises(ValueError, match=r"y must have shape \(5,\)"):
+        archetype_purity(coefficients, np.arange(n_labels) % 2, n_samples=2)
+
+
+def test_purity_refuses_a_fractional_number_of_samples():
+    with pytest.raises(ValueError, match="'n_samples' parameter"):
+        archetype_purity(one_hot([0, 1, 2, 0], 3), [0, 1, 0, 1], n_samples=1.5)
+
+
+def test_elbow_does_not_depend_on_the_order_of_the_candidates():
+    ks = np.array([2, 3, 4, 5, 6, 7])
+    scores = np.array([0.3, 0.7, 0.8, 0.85, 0.88, 0.9])
+    order = np.array([4, 0, 5, 2, 1, 3])
+    assert elbow(ks[order], scores[order]) == elbow(ks, scores) == 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_elbow_refuses_non_finite_scores(bad):
+    with pytest.raises(ValueError, match="scores must be finite"):
+        elbow([2, 3, 4, 5], [0.3, bad, 0.8, 0.85])
+
+
+@pytest.mark.parametrize(
+    ("ks", "needle"),
+    [([2, 3.5, 4], "integers"), ([2, 3, 3], "distinct")],
+    ids=["float", "repeated"],
+)
+def test_elbow_refuses_ks_that_are_not_distinct_integers(ks, needle):
+    with pytest.raises(ValueError, match=needle):
+        elbow(ks, [0.3, 0.7, 0.8])
+
+
+def test_selection_from_search_ignores_failed_fits():
+    cv_results = {
+        "param_n_archetypes": np.array([2, 3, 4, 5, 6, 3]),
+        "mean_test_score": np.array([0.3, np.nan, 0.8, 0.85, 0.88, 0.7]),
+        "std_test_score": np.zeros(6),
+    }
+    selection = selection_from_search(SimpleNamespace(cv_results_=cv_results), "n_archetypes")
+    np.testing.assert_array_equal(selection.mean_score, [0.3, 0.7, 0.8, 0.85, 0.88])
+    assert selection.best_n_archetypes == 3
+
+
+@pytest.mark.parametrize("ks", [[2, 2.5], [2.0, 3.0], [True, 2], [0, 2]], ids=str)
+def test_select_n_archetypes_refuses_ks_that_are_not_positive_integers(fitted, ks):
+    with pytest.raises(ValueError, match="n_archetypes must hold integers"):
+        select_n_archetypes(fitted[0], ks, n_seeds=1)
+
+
+def test_select_n_archetypes_refuses_a_huge_range_before_any_fit(fitted):
+    with pytest.raises(ValueError, match=r"number of samples \(40\), got 41"):
+        select_n_archetypes(fitted[0], range(2, 10**15), n_seeds=1)
+
+
+@pytest.mark.parametrize("ks", ["2:5", 3, []], ids=["text", "int", "empty"])
+def test_select_n_archetypes_needs_an_iterable_of_ks(fitted, ks):
+    with pytest.raises(ValueError, match="n_archetypes"):
+        select_n_archetypes(fitted[0], ks, n_seeds=1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_soft_nmi_refuses_non_finite_coefficients(bad):
+    coefficients = one_hot([0, 1, 1, 0], 2)
+    broken = coefficients.copy()
+    broken[2, 1] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        soft_nmi(broken, coefficients)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda M: soft_nmi(M, M),
+        lambda M: match_archetypes(M, M),
+        lambda M: nearest_samples(M, 1),
+        lambda M: generating_samples(M, 1),
+        lambda M: class_composition(M, np.zeros(len(M))),
+    ],
+    ids=["soft_nmi", "match_archetypes", "nearest_samples", "generating_samples",
+         "class_composition"],
+)
+@pytest.mark.parametrize(
+    "matrix", [np.zeros((0, 3)), np.full((3, 3), np.nan)], ids=["empty", "nan"]
+)
+def test_matrix_functions_refuse_empty_or_non_finite_input(function, matrix):
+    with pytest.raises(ValueError, match="empty|NaN"):
+        function(matrix)
+
+
+def test_dataset_independence_refuses_different_features_before_fitting():
+    with pytest.raises(ValueError, match="X_a and X_b must share their features"):
+        dataset_independence(np.zeros((5, 3)), np.zeros((5, 2)))
