@@ -10,6 +10,20 @@ os.environ.setdefault("SCIPY_ARRAY_API", "1")
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Property-based tests (test_properties.py): the same budget everywhere, drawn from a fixed
+# seed in CI (reproducible, no example database) and at random elsewhere.
+_BUDGET = {
+    "max_examples": 20,
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_BUDGET)
+settings.register_profile("dev", **_BUDGET)
+settings.register_profile("thorough", **{**_BUDGET, "max_examples": 500})
+if settings.get_current_profile_name() == "default":  # unless --hypothesis-profile chose one
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
