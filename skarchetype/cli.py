@@ -521,6 +521,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, OutputPathError) as error:
         print(f"skarchetype {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except ValueError as error:  # input the library refused, in its own words
+        print(f"skarchetype {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except OSError as error:  # the machine's fault (disk full, no permission), not the input's
         print(f"skarchetype {args.command}: error: {error}", file=sys.stderr)
         return 1

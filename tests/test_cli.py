@@ -485,3 +485,17 @@ def test_demo_out_that_is_a_file_is_refused_before_training(tmp_path, capsys, mo
     (tmp_path / "report").write_text("a file")
     status = main(["demo", "--quick", "--out", str(tmp_path / "report")])
     assert_failed_cleanly(status, capsys, tmp_path, ["report"], "is a file")
+
+
+def test_input_the_library_refuses_is_one_line_with_status_2(
+    tmp_path, capsys, data_file, monkeypatch
+):
+    def fit(self, X, y=None):
+        raise ValueError("X is unusable in some way the library detects")
+
+    monkeypatch.setattr(ArchetypalAnalysis, "fit", fit)
+    before = files_in(tmp_path)
+    status = main(["fit", str(data_file), "-k", "2", "--out", str(tmp_path / "m.joblib")])
+    error = capsys.readouterr().err
+    assert status == 2 and error.count("\n") == 1 and "unusable" in error
+    assert files_in(tmp_path) == before

@@ -402,3 +402,16 @@ def test_matrix_functions_refuse_empty_or_non_finite_input(function, matrix):
 def test_dataset_independence_refuses_different_features_before_fitting():
     with pytest.raises(ValueError, match="X_a and X_b must share their features"):
         dataset_independence(np.zeros((5, 3)), np.zeros((5, 2)))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([[0.000999, 0.999001]], [[0.33355548, 0.33322226, 0.33322226]]),
+        ([[0.2, 0.8]] * 4, [[0.5, 0.25, 0.25]] * 4),
+    ],
+    ids=["one sample", "identical rows"],
+)
+def test_soft_nmi_without_information_is_nan_not_rounding_noise(a, b):
+    """One sample, or samples all alike, carry no information; rounding once gave -3.6."""
+    assert np.isnan(soft_nmi(np.array(a), np.array(b)))

@@ -10,6 +10,10 @@ from scipy.optimize import linear_sum_assignment
 
 from ._checks import as_finite_matrix, check_fitted_archetypes
 
+# Information (in nats) below this is rounding noise: a single sample, or identical rows,
+# carry none, but their computed mutual information can be +-1e-16.
+_ROUNDING_NATS = 1e-12
+
 
 def _mutual_information(joint: np.ndarray) -> float:
     """Mutual information of a joint distribution ``(K1, K2)``, summing only its positive cells."""
@@ -49,7 +53,15 @@ def soft_nmi(coefficients_a, coefficients_b) -> float:
     -------
     float
         1 for the same partition up to a permutation of archetypes, about 0 for unrelated
-        ones; NaN when neither model carries information (one archetype each).
+        ones; NaN when neither model carries information (one archetype each, a single
+        sample, or identical rows). It is not bounded by 1: with very soft coefficients
+        (rows near the centre of the simplex) the self-information terms are small.
+
+    Raises
+    ------
+    ValueError
+        When either matrix is empty or holds NaN, infinity or negative values, or when
+        they differ in their number of rows.
     """
     coefficients_a = as_finite_matrix(coefficients_a, "coefficients_a")
     coefficients_b = as_finite_matrix(coefficients_b, "coefficients_b")
@@ -63,9 +75,10 @@ def soft_nmi(coefficients_a, coefficients_b) -> float:
     self_information = _mutual_information(
         _joint(coefficients_a, coefficients_a)
     ) + _mutual_information(_joint(coefficients_b, coefficients_b))
-    if self_information <= 0:
+    if self_information <= _ROUNDING_NATS:
         return float("nan")
-    mutual = _mutual_information(_joint(coefficients_a, coefficients_b))
+    # the mutual information is non-negative; below zero is rounding
+    mutual = max(_mutual_information(_joint(coefficients_a, coefficients_b)), 0.0)
     return 2.0 * mutual / self_information
 
 
