@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._io import OutputPathError, atomic_output, atomic_outputs, check_output_path
+from ._io import atomic_output, atomic_outputs, check_output_path
 
 TABLE_SUFFIXES = (".npy", ".csv", ".npz")
 OUTPUT_SUFFIXES = (".npy", ".csv")
@@ -518,10 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_device(args.__dict__.get("device", "auto"))
         args.run(args)
-    except (CommandError, OutputPathError) as error:
-        print(f"skarchetype {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:  # input the library refused, in its own words
+    # ValueError: input the library refused (OutputPathError among them), in its own words
+    except (CommandError, ValueError) as error:
         print(f"skarchetype {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the machine's fault (disk full, no permission), not the input's
