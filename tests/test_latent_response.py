@@ -400,3 +400,14 @@ def test_response_maps_plot_density_beside_three_maps(pyplot):
     assert [ax.get_title() for ax in axes] == [
         "Encoded data", "Response magnitude", "Divergence", "Mean curvature"]
     assert all(ax.get_xlabel() == "z0" and ax.get_ylabel() == "z1" for ax in axes)
+
+
+def test_response_matrix_plot_of_groups_numbers_its_rows(pyplot):
+    ax = plot_response_matrix(np.ones((2, 3)))
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["#0", "#1"]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["z0", "z1", "z2"]
+
+
+def test_response_matrix_plot_of_a_spatial_latent_leaves_columns_unlabelled(pyplot):
+    ax = plot_response_matrix(np.ones((4, 256)))
+    assert not any(label.get_text().startswith("z") for label in ax.get_xticklabels())
