@@ -70,7 +70,7 @@ class ConvVAE(nn.Module):
 vae = ConvVAE()
 optimizer = torch.optim.Adam(vae.parameters(), lr=3e-3)
 start = time.perf_counter()
-for epoch in range(8):
+for _ in range(8):  # epochs
     for batch in images[torch.randperm(len(images))].split(64):
         posterior = vae.encode(batch)
         z = posterior.rsample()
@@ -81,7 +81,8 @@ for epoch in range(8):
         optimizer.zero_grad()
         (reconstruction + kl).backward()
         optimizer.step()
-print(f"trained in {time.perf_counter() - start:.1f} s; last loss {(reconstruction + kl).item():.1f}")
+loss = (reconstruction + kl).item()
+print(f"trained in {time.perf_counter() - start:.1f} s; loss of the last batch {loss:.1f}")
 print(f"the model is still in train mode: {vae.training}")
 
 # %%

@@ -64,13 +64,19 @@ def _require_finite(values: torch.Tensor, message: str) -> None:
         raise ValueError(message)
 
 
+def _refuse_complex(X, name: str) -> None:
+    """Refuse complex data, whose imaginary part a cast to float would silently drop."""
+    if X.is_complex() if is_tensor(X) else np.iscomplexobj(X):
+        dtype = X.dtype if hasattr(X, "dtype") else np.asarray(X).dtype
+        raise ValueError(
+            f"{name} is complex ({dtype}); LatentResponse works on real values. Pass its real "
+            "part, its modulus, or the real and imaginary parts as separate channels."
+        )
+
+
 def _real_tensor(X: torch.Tensor, name: str) -> torch.Tensor:
     """A tensor as its detached value, refused when complex, cast to float64 when integral."""
-    if X.is_complex():
-        raise ValueError(
-            f"{name} is a complex tensor ({X.dtype}); LatentResponse works on real values. "
-            f"Pass {name}.real, {name}.abs() or the real and imaginary parts as channels."
-        )
+    _refuse_complex(X, name)
     X = X.detach()
     return X if X.is_floating_point() else X.double()
 
@@ -298,6 +304,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 )
             check_finite(X)
             return validate_data(self, X, skip_check_array=True, reset=reset)
+        _refuse_complex(X, "X")
         return validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32), reset=reset)
 
     def _map_input(self, function, X, description: str):
@@ -325,6 +332,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             Z = _real_tensor(Z, name)
             _require_finite(Z, f"{name} contains NaN or infinity; pass finite latent codes.")
         else:
+            _refuse_complex(Z, name)
             Z = check_array(Z, dtype=(np.float64, np.float32), allow_nd=True, input_name=name)
         if len(Z) == 0 or tuple(Z.shape[1:]) not in ((self.n_latent_,), self.latent_shape_):
             raise ValueError(
@@ -409,6 +417,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """The ``intervention`` array as a pool of values, (n_values, n_latent)."""
         values = self.intervention
         values = to_numpy(_real_tensor(values, "intervention")) if is_tensor(values) else values
+        _refuse_complex(values, "intervention")
         values = check_array(values, dtype=np.float64, ensure_2d=False, allow_nd=True,
                              input_name="intervention")
         if values.ndim > 1 and values.shape[1:] not in ((self.n_latent_,), self.latent_shape_):
@@ -524,11 +533,11 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         ndarray of the shape of ``Z``
         """
         check_is_fitted(self)
-        shape = tuple(Z.shape) if hasattr(Z, "shape") else None
         flat = self._check_latents(Z, "Z")
+        shape = tuple(Z.shape) if hasattr(Z, "shape") else np.shape(Z)
         with self._assay_mode():
             responses = self._map_latents(self._respond, flat, "responses")
-        return responses.reshape(shape or responses.shape)
+        return responses.reshape(shape)
 
     def score(self, X, y=None) -> float:
         """Centred explained variance of the reconstruction ``decode(encode(X))``.
@@ -790,6 +799,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             return self.latents_.mean(axis=0, dtype=np.float64)
         if is_tensor(base):
             base = to_numpy(_real_tensor(base, "base"))
+        _refuse_complex(base, "base")
         base = check_array(np.asarray(base)[None], dtype=np.float64, allow_nd=True,
                            input_name="base")[0]
         if base.shape not in ((self.n_latent_,), self.latent_shape_):

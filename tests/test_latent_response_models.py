@@ -17,6 +17,11 @@ from sklearn.exceptions import NotFittedError
 from torch import nn
 
 from skarchetype import LatentResponse
+from skarchetype._interventions import (
+    InterventionGroups,
+    cycled_permutations,
+    response_differences,
+)
 
 N_LARGE = 10_000
 TOLERANCE = 0.05
@@ -354,11 +359,23 @@ def test_nan_on_re_encoding_names_the_encoder():
         lr.fit(np.full((10, 2), 0.5))
 
 
-@pytest.mark.parametrize("to_complex", [lambda X: X + 1j, lambda X: torch.as_tensor(X) + 1j],
-                         ids=["numpy", "tensor"])
+@pytest.mark.parametrize("to_complex", [lambda X: X + 1j, lambda X: torch.as_tensor(X) + 1j,
+                                        lambda X: (X + 1j).tolist()],
+                         ids=["numpy", "tensor", "list"])
 def test_complex_input_is_refused(to_complex):
-    with pytest.raises(ValueError, match="[Cc]omplex"):
+    with pytest.raises(ValueError, match="X is complex .*real part"):
         LatentResponse(identity, identity).fit(to_complex(standard_normal(10, 2)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda lr: lr.response(np.ones((2, 2)) * 1j),
+    lambda lr: lr.inverse_transform(torch.ones(2, 2) * 1j),
+    lambda lr: lr.response_map(base=np.ones(2) * 1j),
+], ids=["response", "inverse_transform", "map-base"])
+def test_complex_latents_given_by_the_user_are_refused(call):
+    lr = LatentResponse(identity, identity).fit(standard_normal(10, 2))
+    with pytest.raises(ValueError, match="(Z|X|base) is complex"):
+        call(lr)
 
 
 def test_complex_latents_are_refused_naming_the_encoder():
@@ -465,3 +482,25 @@ def test_per_traversal_output_averages_to_the_matrix():
     assert traversals.shape == (2, 4, 2)
     assert np.isnan(traversals[0, 3]).all()  # factor 0 has three traversals only
     assert_allclose(np.nanmean(traversals, axis=1), matrix)
+
+
+# ---------------------------------------------------------------- numerics without an estimator
+@pytest.mark.parametrize("batch_size", [1, 4, 7, 1000])
+def test_response_differences_of_the_identity_are_the_interventions(batch_size):
+    base, pool = torch.randn(5, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    groups = InterventionGroups([[0], [1, 3], [2]], n_latent=4)
+    donors = torch.randint(3, (3, 5))
+    differences = torch.zeros(3, 5, 4, dtype=torch.float64)
+    for interventions, rows, block, _ in response_differences(
+            identity, base, pool, donors, groups, batch_size=batch_size):
+        differences[interventions, rows] = block
+    for j, members in enumerate(groups.members):
+        expected = torch.zeros(5, 4, dtype=torch.float64)
+        expected[:, members] = pool[donors[j]][:, members] - base[:, members]
+        assert torch.equal(differences[j], expected)
+
+
+def test_cycled_permutations_use_every_value_equally_often():
+    donors = cycled_permutations(np.random.RandomState(0), n_pool=3, n_draws=10, n_columns=4)
+    counts = np.stack([np.bincount(row, minlength=3) for row in donors])
+    assert donors.shape == (4, 10) and counts.min() == 3 and counts.max() == 4
