@@ -66,11 +66,12 @@ def _require_finite(values: torch.Tensor, message: str) -> None:
 
 def _refuse_complex(X, name: str) -> None:
     """Refuse complex data, whose imaginary part a cast to float would silently drop."""
-    if X.is_complex() if is_tensor(X) else np.iscomplexobj(X):
-        dtype = X.dtype if hasattr(X, "dtype") else np.asarray(X).dtype
+    dtype = np.asarray(X).dtype if isinstance(X, (list, tuple)) else getattr(X, "dtype", None)
+    if X.is_complex() if is_tensor(X) else getattr(dtype, "kind", None) == "c":
         raise ValueError(
-            f"{name} is complex ({dtype}); LatentResponse works on real values. Pass its real "
-            "part, its modulus, or the real and imaginary parts as separate channels."
+            f"Complex data not supported: {name} is complex ({dtype}), and LatentResponse "
+            "works on real values. Pass its real part, its modulus, or the real and imaginary "
+            "parts as separate channels."
         )
 
 

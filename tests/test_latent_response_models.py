@@ -484,6 +484,17 @@ def test_per_traversal_output_averages_to_the_matrix():
     assert_allclose(np.nanmean(traversals, axis=1), matrix)
 
 
+def test_conditioned_matrix_of_a_group_is_the_rms_over_its_coordinates():
+    # Partners differ from their base point in factor k only, so for the identity the
+    # group {0, 1} moves in coordinate k alone: half of its mean square.
+    factors = np.array([(a, b) for a in range(4) for b in range(5)])
+    X = factors - factors.mean(axis=0)
+    single = LatentResponse(identity, identity, random_state=0).fit(X)
+    group = LatentResponse(identity, identity, dims=[[0, 1]], random_state=0).fit(X)
+    expected = np.diag(single.conditioned_response_matrix(X, factors))[:, None] / np.sqrt(2)
+    assert_allclose(group.conditioned_response_matrix(X, factors), expected, rtol=1e-12)
+
+
 # ---------------------------------------------------------------- numerics without an estimator
 @pytest.mark.parametrize("batch_size", [1, 4, 7, 1000])
 def test_response_differences_of_the_identity_are_the_interventions(batch_size):
