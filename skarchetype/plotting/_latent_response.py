@@ -6,28 +6,41 @@ import numpy as np
 
 from ._matplotlib import figure_and_axes, require_pyplot
 
+# Beyond this many rows or columns (a spatial latent), ticks are numbered by matplotlib
+# instead of labelled one by one.
+_MAX_LABELLED = 40
+
 
 def _heatmap(matrix: np.ndarray, ax, *, row_labels, column_labels, title, xlabel, ylabel):
+    n_rows, n_columns = matrix.shape
     figure, ax = figure_and_axes(
-        ax, figsize=(2 + 0.5 * matrix.shape[1], 1.2 + 0.5 * matrix.shape[0]), layout="constrained"
+        ax, figsize=(2 + 0.5 * min(n_columns, 24), 1.2 + 0.5 * min(n_rows, 16)),
+        layout="constrained",
     )
-    image = ax.imshow(matrix, cmap="viridis", vmin=0)
-    ax.set_xticks(range(matrix.shape[1]), column_labels, rotation=90 if matrix.shape[1] > 12 else 0)
-    ax.set_yticks(range(matrix.shape[0]), row_labels)
+    small = max(n_rows, n_columns) <= _MAX_LABELLED
+    image = ax.imshow(matrix, cmap="viridis", vmin=0, aspect="equal" if small else "auto")
+    if n_columns <= _MAX_LABELLED:
+        ax.set_xticks(range(n_columns), column_labels, rotation=90 if n_columns > 12 else 0)
+    if n_rows <= _MAX_LABELLED:
+        ax.set_yticks(range(n_rows), row_labels)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     figure.colorbar(image, ax=ax, label="RMS response")
     return ax
 
 
-def plot_response_matrix(matrix, *, labels=None, ax=None, title: str = "Latent response matrix"):
+def plot_response_matrix(matrix, *, labels=None, row_labels=None, ax=None,
+                         title: str = "Latent response matrix"):
     """Heatmap of a response matrix: row ``j`` intervened, column ``i`` responding.
 
     Parameters
     ----------
-    matrix : array-like of shape (n_latent, n_latent)
+    matrix : array-like of shape (n_interventions, n_latent)
         ``LatentResponse.response_matrix_``.
     labels : list of str, default=None
-        Names of the latent dimensions; ``z0, z1, ...`` when omitted.
+        Names of the latent dimensions (columns); ``z0, z1, ...`` when omitted.
+    row_labels : list of str, default=None
+        Names of the interventions (rows); the column names for a square matrix,
+        ``#0, #1, ...`` (the rows of ``intervened_``) otherwise.
     ax : matplotlib Axes, default=None
     title : str
 
@@ -36,8 +49,11 @@ def plot_response_matrix(matrix, *, labels=None, ax=None, title: str = "Latent r
     matplotlib Axes
     """
     matrix = np.asarray(matrix)
-    labels = [f"z{i}" for i in range(len(matrix))] if labels is None else list(labels)
-    return _heatmap(matrix, ax, row_labels=labels, column_labels=labels, title=title,
+    labels = [f"z{i}" for i in range(matrix.shape[1])] if labels is None else list(labels)
+    if row_labels is None:
+        square = matrix.shape[0] == matrix.shape[1]
+        row_labels = labels if square else [f"#{j}" for j in range(matrix.shape[0])]
+    return _heatmap(matrix, ax, row_labels=list(row_labels), column_labels=labels, title=title,
                     xlabel="responding dimension", ylabel="intervened dimension")
 
 
