@@ -308,9 +308,18 @@ def test_float64_features_on_request(cnn, images):
     assert features.dtype == np.float64
 
 
-def test_verbose_reports_batches(cnn, images, capsys):
+def test_verbose_shows_a_progress_bar_with_rows_per_second(cnn, images, capsys):
+    pytest.importorskip("tqdm")
     TorchLayerFeatures(cnn, "conv1", batch_size=10, verbose=1).fit_transform(images)
-    assert "2/2" in capsys.readouterr().out
+    bar = capsys.readouterr().err
+    assert "TorchLayerFeatures: 100%" in bar and "rows/s" in bar
+
+
+def test_verbose_prints_lines_without_tqdm(cnn, images, capsys, monkeypatch):
+    monkeypatch.setattr("skarchetype._progress._tqdm", None)
+    TorchLayerFeatures(cnn, "conv1", batch_size=10, verbose=1).fit_transform(images)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "TorchLayerFeatures: 2/2 batches, 20/20 rows" in last and "rows/s, 0:00:00 left" in last
 
 
 def test_unknown_layer_lists_the_nearest_names(cnn, images):
