@@ -262,10 +262,12 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
         ``"auto"`` runs where the module's parameters are.
     dtype : {"auto", "float32", "float64", "float16", "bfloat16"}, default="auto"
-        Floating type the floating inputs are cast to; integer inputs (token ids, masks)
-        reach the module unchanged. ``"auto"`` takes the module's own floating dtype (that
-        of its first floating parameter or buffer). Features come back as float64 for
-        float64 inputs and as float32 otherwise (float16 and bfloat16 included).
+        Floating type the floating inputs are cast to; integer tensors (token ids, masks)
+        reach the module unchanged, while a numpy array of integers given as ``X`` is data
+        and is cast too (unless ``preprocess`` is given). ``"auto"`` takes the module's own
+        floating dtype (that of its first floating parameter or buffer). Features come
+        back as float64 for float64 inputs and as float32 otherwise (float16 and bfloat16
+        included).
     verbose : int, default=0
         When positive, show progress with rows per second and the time left: a tqdm bar
         where tqdm is installed, plain lines otherwise.
