@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import mmap
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -57,7 +58,8 @@ def input_kind(X) -> str:
         ``"array"``: an array, tensor, memory map or other array-like, sliced by rows;
         ``"columns"``: a dict (as a tokenizer returns) or tuple of equally long arrays or
         tensors, sliced by rows into dict or tuple batches; ``"dataset"``: a map-style
-        :class:`~torch.utils.data.Dataset`, read item by item and collated per batch;
+        :class:`~torch.utils.data.Dataset` (or any object with ``__len__`` and
+        ``__getitem__`` that is not array-like), read item by item and collated per batch;
         ``"items"``: an :class:`~torch.utils.data.IterableDataset`, its items collated per
         batch; ``"batches"``: a :class:`~torch.utils.data.DataLoader`, an iterator, a list
         of batches or any other iterable of batches, used as it batches.
@@ -70,14 +72,17 @@ def input_kind(X) -> str:
         return "items"
     if isinstance(X, Dataset):
         return "dataset"
-    if isinstance(X, list):
-        return "batches" if X and _is_batch(X[0]) else "array"
+    if isinstance(X, list):  # of batches, or of rows of numbers (a matrix)
+        first = X[0] if X else None
+        row = isinstance(first, np.ndarray) and first.ndim < 2
+        return "batches" if _is_batch(first) and not row else "array"
     if isinstance(X, (DataLoader, Iterator)):
         return "batches"
-    array_like = hasattr(X, "__array__") or isinstance(X, (str, bytes, tuple))
-    if hasattr(X, "__iter__") and not array_like:
-        return "batches"
-    return "array"
+    if hasattr(X, "__array__") or isinstance(X, (str, bytes, tuple)):
+        return "array"
+    if hasattr(X, "__len__") and hasattr(X, "__getitem__"):  # a map-style dataset by duck typing
+        return "dataset"
+    return "batches" if hasattr(X, "__iter__") else "array"
 
 
 def _map_arrays(function: Callable, batch):
@@ -152,7 +157,36 @@ class _RowReader:
         return [self._take(slice(0, 1))]
 
     def __iter__(self):
-        return map(self._take, batch_slices(self.n_samples, self.batch_size))
+        mapping = _read_only_mapping(self.X)
+        for rows in batch_slices(self.n_samples, self.batch_size):
+            batch = self._take(rows)
+            yield batch  # the next batch is asked for once this one is copied
+            if mapping is not None:
+                _release_pages(mapping, batch)
+
+
+def _read_only_mapping(array) -> mmap.mmap | None:
+    """The file mapping under a read-only memory map, or under an array viewing one."""
+    while isinstance(array, np.ndarray):
+        array = array.base
+    if not isinstance(array, mmap.mmap) or array.closed or not hasattr(mmap, "MADV_DONTNEED"):
+        return None
+    with memoryview(array) as view:
+        return array if view.readonly else None
+
+
+def _release_pages(mapping: mmap.mmap, rows: np.ndarray) -> None:
+    """Unmap the pages of ``rows`` of a read-only ``mapping``, once they were copied.
+
+    They stay in the kernel's page cache, but no longer count in the process's resident
+    memory, which would otherwise grow with every batch until the whole file is mapped.
+    Read-only mappings only: on a copy-on-write one (mode "c") it would discard changes.
+    """
+    if mapping.closed or not rows.flags.c_contiguous:
+        return
+    start = rows.ctypes.data - np.frombuffer(mapping, np.uint8).ctypes.data
+    aligned = start - start % mmap.PAGESIZE
+    mapping.madvise(mmap.MADV_DONTNEED, aligned, start + rows.nbytes - aligned)
 
 
 def _check_item(item, index) -> None:

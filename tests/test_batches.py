@@ -65,6 +65,19 @@ def expected(module, X):
         return module.linear(torch.as_tensor(X)).numpy()
 
 
+class ListDataset:
+    """A map-style dataset by duck typing: ``__len__`` and ``__getitem__``, no torch class."""
+
+    def __init__(self, X):
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, index):
+        return {"x": torch.as_tensor(self.X[index])}
+
+
 @pytest.mark.parametrize(
     ("make", "kind"),
     [
@@ -77,6 +90,8 @@ def expected(module, X):
         (lambda X: DataLoader(TensorDataset(torch.as_tensor(X)), batch_size=3), "batches"),
         (lambda X: [torch.as_tensor(X[:5]), torch.as_tensor(X[5:])], "batches"),
         (lambda X: iter([torch.as_tensor(X)]), "batches"),
+        (lambda X: list(X), "array"),
+        (lambda X: ListDataset(X), "dataset"),
     ],
 )
 def test_input_kind_names_how_x_is_read(vectors, make, kind):
@@ -100,8 +115,12 @@ class Items(IterableDataset):
         lambda X: [(torch.as_tensor(X[:6]), "labels"), (torch.as_tensor(X[6:]), "labels")],
         lambda X: (torch.as_tensor(X[rows]) for rows in (slice(0, 7), slice(7, None))),
         lambda X: Items(X),
+        lambda X: ListDataset(X),
     ],
-    ids=["dataset", "loader", "loader-of-tensors", "list-of-tuples", "generator", "iterable-ds"],
+    ids=[
+        "dataset", "loader", "loader-of-tensors", "list-of-tuples", "generator", "iterable-ds",
+        "duck-typed-dataset-of-dicts",
+    ],
 )
 def test_every_kind_of_input_gives_the_features_of_the_array(vectors, make):
     probe = Probe()
@@ -448,3 +467,23 @@ def test_host_batches_reach_cuda_without_a_synchronisation(vectors, as_input):
         torch.cuda.set_sync_debug_mode("default")
     assert batch.device.type == "cuda"
     np.testing.assert_array_equal(batch.cpu().numpy(), vectors)
+
+
+def _resident_file_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("RssFile:"))
+
+
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MADV_DONTNEED"), reason="needs madvise")
+def test_a_read_only_memmap_does_not_stay_resident_as_it_streams(tmp_path):
+    path = tmp_path / "images.u8"
+    n_rows, width = 2000, 32 * 1024  # 64 MiB, in batches of 1 MiB
+    np.arange(n_rows * width, dtype=np.uint8).tofile(path)
+    memmap = np.memmap(path, dtype=np.uint8, mode="r", shape=(n_rows, width))
+    before = _resident_file_kib()
+    means = TorchLayerFeatures(
+        nn.Identity(), "", pooling="flatten", batch_size=32,
+        preprocess=lambda x: x.float().mean(dim=1, keepdim=True),
+    ).fit_transform(memmap)
+    assert _resident_file_kib() - before < 8 * 1024
+    np.testing.assert_allclose(means[:, 0], memmap.mean(axis=1), rtol=1e-6)
