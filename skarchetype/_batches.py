@@ -232,7 +232,7 @@ class _DatasetReader:
         return _collate(items)
 
     def first(self) -> list:
-        return [self._batch(slice(0, 1))]
+        return [self._batch(slice(0, 1))] if self.n_samples else []
 
     def __iter__(self):
         return map(self._batch, batch_slices(self.n_samples, self.batch_size))

@@ -307,6 +307,15 @@ def test_a_used_up_iterator_is_refused(vectors):
         TorchLayerFeatures(Probe(), "linear").fit(batches)
 
 
+@pytest.mark.parametrize(
+    "empty", [TensorDataset(torch.zeros(0, 4)), iter([]), {"x": torch.zeros(0, 4)}],
+    ids=["dataset", "iterator", "dict"],
+)
+def test_an_empty_input_is_refused(empty):
+    with pytest.raises(ValueError, match="no samples"):
+        TorchLayerFeatures(Probe(), "linear").fit(empty)
+
+
 def test_refit_on_a_loader_forgets_the_array_width(vectors):
     features = TorchLayerFeatures(Probe(), "linear").fit(vectors)
     features.fit(DataLoader(TensorDataset(torch.as_tensor(vectors)), batch_size=5))
