@@ -496,3 +496,12 @@ def test_a_read_only_memmap_does_not_stay_resident_as_it_streams(tmp_path):
     ).fit_transform(memmap)
     assert _resident_file_kib() - before < 8 * 1024
     np.testing.assert_allclose(means[:, 0], memmap.mean(axis=1), rtol=1e-6)
+
+
+def test_progress_of_an_input_without_length_counts_rows(vectors, capsys, monkeypatch):
+    monkeypatch.setattr("skarchetype._progress._tqdm", None)
+    batches = (torch.as_tensor(vectors[rows]) for rows in (slice(0, 6), slice(6, None)))
+    TorchLayerFeatures(Probe(), "linear", verbose=1).fit_transform(batches)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[skarchetype] TorchLayerFeatures: 1 batches, 6 rows, ")
+    assert "left" not in lines[0]
