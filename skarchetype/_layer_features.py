@@ -195,7 +195,7 @@ class _LayerRecorder:
         except Exception as error:
             raise ValueError(
                 f"The module failed on {describe_batch(batch)} while extracting layers "
-                f"{list(self.layers)}: {error}.{failure_hint(batch, error, dtype)}"
+                f"{list(self.layers)}: {str(error).rstrip('.')}.{failure_hint(batch, error, dtype)}"
             ) from error
         if self._waiting:
             pairs = zip(self.layers, self.pooled, strict=True)
