@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 from collections.abc import Callable
@@ -18,17 +19,32 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._batches import (
+    BatchFeeder,
+    RowWriter,
+    batch_reader,
+    call_module,
+    describe_batch,
+    failure_hint,
+    input_kind,
+    stream,
+)
 from ._torch import (
     check_finite,
+    check_not_meta,
     evaluation_mode,
     is_tensor,
-    map_batches,
-    numpy_dtype,
+    module_dtype,
     resolve_device,
-    torch_dtype,
 )
 
 _POOLINGS = ("auto", "avg", "max", "flatten", "cls", "mean")
+_DTYPES = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
 
 
 class _PoolingError(ValueError):
@@ -96,8 +112,7 @@ class _LayerRecorder:
     Use as a context manager: the hooks are removed on exit, even when the body raises.
     A layer called several times in one pass contributes its first call. Each layer's
     pooling is resolved at its first output, which also records ``shapes`` and compares the
-    number of features with ``widths`` (layer -> count, when given). With ``check_batches``,
-    each batch is checked for NaN and infinity before it runs.
+    number of features with ``widths`` (layer -> count, when given).
     """
 
     def __init__(
@@ -106,13 +121,11 @@ class _LayerRecorder:
         layers: tuple[str, ...],
         poolings: dict,
         *,
-        check_batches: bool = False,
         widths: dict | None = None,
     ):
         self.module = module
         self.layers = layers
         self.poolings = poolings
-        self.check_batches = check_batches
         self.widths = widths
         self.pooled: list[torch.Tensor | None] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -166,29 +179,30 @@ class _LayerRecorder:
             )
         return pooled
 
-    def record(self, batch: torch.Tensor) -> list[torch.Tensor]:
-        """Run ``module`` on ``batch``; the pooled outputs of the layers, in their order."""
-        if self.check_batches:
-            check_finite(batch)
+    def record(self, batch, feed: Callable = call_module, dtype=None) -> list[torch.Tensor]:
+        """Run ``module`` on ``batch`` as the input layer prepared it (a tensor, a dict of
+        tensors, or what a ``forward=`` callable takes), fed by ``feed(module, batch)``;
+        the pooled outputs of the layers, in their order. ``dtype``, the floating dtype the
+        inputs were cast to, only serves the error message."""
         self.pooled = [None] * len(self.layers)
         self._waiting = len(self.layers)
         try:
-            self.module(batch)
+            feed(self.module, batch)
         except _StopForward:
             pass
         except _PoolingError as error:
             raise ValueError(str(error)) from None
         except Exception as error:
             raise ValueError(
-                f"The module failed on an input batch of shape {tuple(batch.shape)} while "
-                f"extracting layers {list(self.layers)}: {error}"
+                f"The module failed on {describe_batch(batch)} while extracting layers "
+                f"{list(self.layers)}: {str(error).rstrip('.')}.{failure_hint(batch, error, dtype)}"
             ) from error
         if self._waiting:
             pairs = zip(self.layers, self.pooled, strict=True)
             missing = [layer for layer, pooled in pairs if pooled is None]
             raise ValueError(
-                f"Layer(s) {missing} were never reached by the forward pass on an input batch of "
-                f"shape {tuple(batch.shape)}; choose layers that module.forward calls."
+                f"Layer(s) {missing} were never reached by the forward pass on "
+                f"{describe_batch(batch)}; choose layers that module.forward calls."
             )
         return self.pooled
 
@@ -199,7 +213,16 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
     All layers come from one forward pass per batch, through forward hooks that are removed
     again when the pass ends. The module runs in eval mode under :func:`torch.inference_mode`
     and gets its previous train/eval state back afterwards, even when the pass raises.
-    Nothing is trained: ``fit`` checks the layer names and records each layer's output shape.
+    Nothing is trained: ``fit`` checks the layer names and records each layer's output shape
+    from one batch.
+
+    The inputs may be arrays, tensors or memory maps, a dict of them (as a tokenizer
+    returns), a :class:`~torch.utils.data.Dataset` (read item by item and collated per
+    batch, never held whole), or a :class:`~torch.utils.data.DataLoader` or any iterable of
+    batches (used as it batches). A batch or item is a tensor, a tuple or list whose first
+    element is the module's input (``(image, label)``), or a dict of tensors passed as
+    keyword arguments (``module(**batch)``, e.g. ``input_ids`` and ``attention_mask``).
+    Memory stays that of a batch plus the output, whatever the number of samples.
 
     Cloning (as :class:`~sklearn.model_selection.GridSearchCV` does for every candidate and
     fold) shares the module instead of copying it.
@@ -226,13 +249,28 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
 
         Tuple outputs (as transformer blocks return) give their first element.
     batch_size : int, default=256
-        Samples per forward pass.
+        Samples per forward pass, for inputs that are sliced or read item by item; a
+        DataLoader or an iterable of batches keeps its own batches.
+    preprocess : callable, default=None
+        ``preprocess(batch) -> batch``, applied to each batch on the device before the
+        forward pass, e.g. ``lambda x: (x.float() / 255 - mean) / std`` for a uint8 memory
+        map of images. It must keep the number of samples.
+    forward : callable, default=None
+        ``forward(module, batch) -> output``: how a batch is fed, for models that take
+        anything else than ``module(batch)`` or ``module(**batch)``. It receives the whole
+        batch, tuples included (``preprocess`` first).
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
         ``"auto"`` runs where the module's parameters are.
-    dtype : {"float32", "float64"}, default="float32"
-        Floating type of the inputs fed to the module and of the returned features.
+    dtype : {"auto", "float32", "float64", "float16", "bfloat16"}, default="auto"
+        Floating type the floating inputs are cast to; integer tensors (token ids, masks)
+        reach the module unchanged, while a numpy array of integers given as ``X`` is data
+        and is cast too (unless ``preprocess`` is given). ``"auto"`` takes the module's own
+        floating dtype (that of its first floating parameter or buffer). Features come
+        back as float64 for float64 inputs and as float32 otherwise (float16 and bfloat16
+        included).
     verbose : int, default=0
-        Print progress per batch when positive.
+        When positive, show progress with rows per second and the time left: a tqdm bar
+        where tqdm is installed, plain lines otherwise.
 
     Attributes
     ----------
@@ -263,11 +301,13 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         "layers": [str, tuple, list],
         "pooling": [StrOptions(set(_POOLINGS)), callable, dict],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "preprocess": [callable, None],
+        "forward": [callable, None],
         "device": [str, torch.device],
         "dtype": [
-            StrOptions({"float32", "float64"}),
-            Options(type, {np.float32, np.float64}),
-            Options(torch.dtype, {torch.float32, torch.float64}),
+            StrOptions({"auto", *_DTYPES}),
+            Options(type, {np.float16, np.float32, np.float64}),
+            Options(torch.dtype, set(_DTYPES.values())),
         ],
         "verbose": ["verbose"],
     }
@@ -279,14 +319,18 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         *,
         pooling: str | Callable | dict = "auto",
         batch_size: int = 256,
+        preprocess: Callable | None = None,
+        forward: Callable | None = None,
         device: str | torch.device = "auto",
-        dtype="float32",
+        dtype="auto",
         verbose: int = 0,
     ):
         self.module = module
         self.layers = layers
         self.pooling = pooling
         self.batch_size = batch_size
+        self.preprocess = preprocess
+        self.forward = forward
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
@@ -301,17 +345,21 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
-        tags.transformer_tags.preserves_dtype = [numpy_dtype(self.dtype).name]
+        tags.transformer_tags.preserves_dtype = [self._output_dtype().name]
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Check the layers and record their output shapes on the first sample of ``X``.
+        """Check the layers and record their output shapes on the first batch of ``X``.
+
+        Only one batch is read: one sample where ``X`` is sliced or read item by item, the
+        first batch of a DataLoader or iterable (which an iterator then no longer yields:
+        use :meth:`fit_transform` on those).
 
         Parameters
         ----------
-        X : ndarray or Tensor of shape (n_samples, ...)
-            Inputs of the module.
+        X : ndarray, Tensor, dict, Dataset, DataLoader or iterable of batches
+            Inputs of the module, of shape (n_samples, ...) where they are arrays.
         y : None
             Ignored.
 
@@ -319,24 +367,41 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         -------
         self : TorchLayerFeatures
         """
-        X = self._validate_input(X, reset=True, ensure_all_finite=True)
-        recorder = self._run(X[:1], batch_size=1)
-        widths = [pooled.shape[1] for pooled in recorder.pooled]
-        stops = np.cumsum(widths).tolist()
-        self.layer_slices_ = {
-            layer: slice(stop - width, stop)
-            for layer, width, stop in zip(recorder.layers, widths, stops, strict=True)
-        }
-        self.layer_output_shapes_ = dict(recorder.shapes)
+        X, streamed = self._validate_input(X, reset=True)
+        recorder, _ = self._run(X, head=True, check_batches=streamed)
+        self._record_layers(recorder)
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        """Fit and transform in one pass over ``X``, which is read once.
+
+        Parameters
+        ----------
+        X : ndarray, Tensor, dict, Dataset, DataLoader or iterable of batches
+            Inputs of the module, of shape (n_samples, ...) where they are arrays.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        features : ndarray of shape (n_rows, n_features_out)
+            As :meth:`transform` returns them.
+        """
+        X, streamed = self._validate_input(X, reset=True)
+        recorder, writer = self._run(X, check_batches=streamed)
+        self._record_layers(recorder)
+        return writer.result()
 
     def transform(self, X) -> np.ndarray:
         """The pooled activations of the layers.
 
         Parameters
         ----------
-        X : ndarray or Tensor of shape (n_samples, ...)
-            Inputs of the module. Read-only memory maps are read one batch at a time.
+        X : ndarray, Tensor, dict, Dataset, DataLoader or iterable of batches
+            Inputs of the module, of shape (n_samples, ...) where they are arrays. Memory
+            maps, Datasets and loaders are read one batch at a time, and checked for NaN and
+            infinity as they stream.
 
         Returns
         -------
@@ -344,13 +409,22 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             Columns ``layer_slices_[layer]`` hold ``layer``'s features.
         """
         check_is_fitted(self)
-        # a memory map is checked batch by batch as it streams, so that it is read once
-        streamed = isinstance(X, np.memmap)
-        X = self._validate_input(X, reset=False, ensure_all_finite=not streamed)
-        n_features_out = next(reversed(self.layer_slices_.values())).stop
-        features = np.empty((len(X), n_features_out), dtype=numpy_dtype(self.dtype))
-        self._run(X, batch_size=self.batch_size, out=features, check_batches=streamed)
-        return features
+        X, streamed = self._validate_input(X, reset=False)
+        widths = {
+            layer: columns.stop - columns.start for layer, columns in self.layer_slices_.items()
+        }
+        _, writer = self._run(X, widths=widths, check_batches=streamed)
+        return writer.result()
+
+    def _record_layers(self, recorder: _LayerRecorder) -> None:
+        """The fitted attributes, from the recorder of a pass."""
+        widths = [pooled.shape[1] for pooled in recorder.pooled]
+        stops = np.cumsum(widths).tolist()
+        self.layer_slices_ = {
+            layer: slice(stop - width, stop)
+            for layer, width, stop in zip(recorder.layers, widths, stops, strict=True)
+        }
+        self.layer_output_shapes_ = dict(recorder.shapes)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Output column names ``"<layer>__<index>"``, e.g. ``"blocks.3__0"``.
@@ -373,12 +447,25 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         ]
         return np.asarray(names, dtype=object)
 
-    def _validate_input(self, X, *, reset: bool, ensure_all_finite: bool):
-        """Check ``X`` without copying it: tensors stay where they are, memory maps on disk."""
+    def _validate_input(self, X, *, reset: bool) -> tuple[object, bool]:
+        """Check ``X`` without copying or reading it: tensors stay where they are, memory maps
+        on disk, Datasets and loaders unread. Also says whether ``X`` is streamed, and so
+        checked for NaN and infinity batch by batch as it is read (once)."""
+        if input_kind(X) != "array":
+            if reset:  # the sample shape of batches is checked against the fit's layer widths
+                for attribute in ("n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(attribute, None)
+            return X, True
         if not is_tensor(X):
-            return validate_data(
+            streamed = isinstance(X, np.memmap)
+            X = validate_data(
                 self, X, reset=reset, allow_nd=True, dtype="numeric",
-                ensure_all_finite=ensure_all_finite,
+                ensure_all_finite=not streamed,
+            )
+            return X, streamed
+        if X.is_meta:
+            raise ValueError(
+                "X is a meta tensor, which has a shape but no values; pass a tensor with data."
             )
         if X.ndim < 2 or len(X) == 0:
             raise ValueError(
@@ -386,9 +473,9 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
                 f"sample, got a tensor of shape {tuple(X.shape)}."
             )
         _check_n_features(self, X, reset=reset)
-        if ensure_all_finite:
+        if X.is_floating_point():
             check_finite(X)
-        return X
+        return X, False
 
     def _layer_names(self) -> tuple[str, ...]:
         layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
@@ -427,6 +514,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         return {layer: self.pooling.get(layer, "auto") for layer in layers}
 
     def _resolve_device(self) -> torch.device:
+        check_not_meta(self.module)
         reference = next(iter(self.module.parameters()), None)
         if reference is None:
             reference = next(iter(self.module.buffers()), None)
@@ -435,29 +523,46 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             self.module.to(device)
         return device
 
+    def _input_dtype(self) -> torch.dtype:
+        """The dtype floating inputs are cast to: ``dtype``, or the module's for ``"auto"``."""
+        if isinstance(self.dtype, torch.dtype):
+            return self.dtype
+        if isinstance(self.dtype, str) and self.dtype == "auto":
+            return module_dtype(self.module)
+        return _DTYPES.get(np.dtype(self.dtype).name, torch.float32)
+
+    def _output_dtype(self) -> np.dtype:
+        """float64 features for float64 inputs, float32 for the others."""
+        return np.dtype(np.float64 if self._input_dtype() == torch.float64 else np.float32)
+
     def _run(
-        self, X, *, batch_size: int, out: np.ndarray | None = None, check_batches: bool = False
-    ) -> _LayerRecorder:
-        """Forward ``X`` in batches with the hooks on; write the features into ``out``.
-        ``check_batches`` checks each batch for NaN and infinity first."""
+        self, X, *, head: bool = False, widths: dict | None = None, check_batches: bool = False
+    ) -> tuple[_LayerRecorder, RowWriter | None]:
+        """Forward ``X`` through the module with the hooks on, and write the features.
+
+        ``head`` reads only the first batch (for ``fit``) and writes nothing; ``widths``
+        (layer -> features) are those the layers must give; ``check_batches`` checks each
+        batch for NaN and infinity as it is read.
+        """
         layers = self._layer_names()
-        widths = None if out is None else {
-            layer: columns.stop - columns.start for layer, columns in self.layer_slices_.items()
-        }
-        recorder = _LayerRecorder(
-            self.module, layers, self._poolings(layers), check_batches=check_batches, widths=widths
+        recorder = _LayerRecorder(self.module, layers, self._poolings(layers), widths=widths)
+        dtype = self._input_dtype()
+        feeder = BatchFeeder(
+            self._resolve_device(), dtype, module=self.module, preprocess=self.preprocess,
+            forward=self.forward, check_finite=check_batches,
+            # a numpy matrix of integers is data, as in scikit-learn; integer tensors are
+            # token ids or indices, and preprocess receives raw values (uint8 images)
+            cast_integers=isinstance(X, np.ndarray) and self.preprocess is None,
         )
-        batches = map_batches(
-            recorder.record,
-            X,
-            batch_size=batch_size,
-            device=self._resolve_device(),
-            dtype=torch_dtype(self.dtype),
-            verbose=self.verbose if out is not None else 0,
+        reader = batch_reader(X, self.batch_size)
+        writer = None if head else RowWriter(reader.n_samples, self._output_dtype())
+        batches = stream(
+            reader, feeder, head=head, verbose=0 if head else self.verbose,
             description=type(self).__name__,
         )
-        with evaluation_mode(self.module), recorder:
-            for rows, pooled in batches:
-                if out is not None:  # side by side, in one copy (one transfer from a GPU)
-                    torch.from_numpy(out[rows]).copy_(torch.cat(pooled, dim=1))
-        return recorder
+        with evaluation_mode(self.module), recorder, contextlib.closing(batches):
+            for rows, inputs in batches:
+                pooled = recorder.record(inputs, feed=feeder.feed, dtype=dtype)
+                if writer is not None:  # side by side, in one copy
+                    writer.write(torch.cat(pooled, dim=1), rows.stop - rows.start)
+        return recorder, writer

@@ -7,6 +7,7 @@ and hands plain tensors to its numerics.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -42,13 +43,43 @@ def resolve_device(device, data=None) -> torch.device:
         if is_tensor(data):
             return data.device
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device={device!r} is not a device torch knows ({error}); use 'auto', 'cpu', "
+            f"'cuda' or 'cuda:N'."
+        ) from None
+    if resolved.type == "meta":
+        raise ValueError(
+            f"device={device!r}: the meta device holds shapes but no values, so nothing can be "
+            f"computed on it; use 'auto', 'cpu' or 'cuda'."
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available on this machine; "
             "use device='cpu' or device='auto'."
         )
     return resolved
+
+
+def module_dtype(module) -> torch.dtype:
+    """The floating dtype of a module's first floating parameter or buffer; float32 without."""
+    if isinstance(module, torch.nn.Module):
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return torch.float32
+
+
+def check_not_meta(module, name: str = "module") -> None:
+    """Refuse a module whose parameters or buffers are meta tensors, naming the fix."""
+    if any(tensor.is_meta for tensor in itertools.chain(module.parameters(), module.buffers())):
+        raise ValueError(
+            f"{name} has meta tensors (shapes without values), as a model built on the meta "
+            f"device or loaded lazily has; load its weights first, e.g. "
+            f"{name}.to_empty(device='cpu') then load_state_dict(...)."
+        )
 
 
 def torch_dtype(dtype) -> torch.dtype:
@@ -149,20 +180,16 @@ def map_batches(
     """Apply ``function`` to batches of ``X`` moved to ``device``, under inference mode.
 
     ``X`` may be a numpy array, a read-only memory map (read one batch at a time) or a
-    tensor on any device. Each batch is a copy, so that a function writing into its input
-    (a module with in-place operations) leaves ``X`` as it was. Yields
-    ``(rows, function(batch))``.
+    tensor on any device, or any other input of :func:`skarchetype._batches.batch_reader`.
+    Each batch is a copy, so that a function writing into its input (a module with in-place
+    operations) leaves ``X`` as it was; batches are cast to ``dtype`` when it is given.
+    Yields ``(rows, function(batch))``; ``verbose`` prints a line per batch or two seconds.
     """
-    n = len(X)
-    slices = list(batch_slices(n, batch_size))
-    with torch.inference_mode():
-        for index, rows in enumerate(slices):
-            batch = X[rows]
-            copied = not is_tensor(batch)
-            if copied:  # converted while copied: float64 data for a float32 module, one copy
-                batch = torch.from_numpy(np.array(batch, dtype=_NUMPY_DTYPES.get(dtype), copy=True))
-            batch = batch.to(device=device, dtype=dtype or batch.dtype, copy=not copied)
-            yield rows, function(batch)
-            if verbose:
-                print(f"[skarchetype] {description}: {index + 1}/{len(slices)} "
-                      f"({rows.stop}/{n} rows)")
+    from ._batches import BatchFeeder, batch_reader, stream  # the input layer imports this module
+
+    batches = stream(
+        batch_reader(X, batch_size), BatchFeeder(device, dtype, cast_integers=True),
+        verbose=verbose, description=description, bar=False,
+    )
+    for rows, batch in batches:
+        yield rows, function(batch)

@@ -10,6 +10,7 @@ from conftest import requires_cuda
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from skarchetype import TorchLayerFeatures
 
@@ -308,9 +309,18 @@ def test_float64_features_on_request(cnn, images):
     assert features.dtype == np.float64
 
 
-def test_verbose_reports_batches(cnn, images, capsys):
+def test_verbose_shows_a_progress_bar_with_rows_per_second(cnn, images, capsys):
+    pytest.importorskip("tqdm")
     TorchLayerFeatures(cnn, "conv1", batch_size=10, verbose=1).fit_transform(images)
-    assert "2/2" in capsys.readouterr().out
+    bar = capsys.readouterr().err
+    assert "TorchLayerFeatures: 100%" in bar and "rows/s" in bar
+
+
+def test_verbose_prints_lines_without_tqdm(cnn, images, capsys, monkeypatch):
+    monkeypatch.setattr("skarchetype._progress._tqdm", None)
+    TorchLayerFeatures(cnn, "conv1", batch_size=10, verbose=1).fit_transform(images)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "TorchLayerFeatures: 2/2 batches, 20/20 rows" in last and "rows/s, 0:00:00 left" in last
 
 
 def test_unknown_layer_lists_the_nearest_names(cnn, images):
@@ -461,3 +471,124 @@ def test_train_classifier_learns_the_digits():
                      random_state=0)
     assert not network.training
     assert classifier_accuracy(network, images[:200], labels[:200]) > before + 0.3
+
+
+# --- inputs users have: Hugging Face models fed by Datasets and DataLoaders ----------------
+
+def hidden_states(model, **inputs):
+    with torch.no_grad():
+        return model(**inputs, output_hidden_states=True).hidden_states
+
+
+@pytest.fixture
+def sentences(rng):
+    """Token ids of 10 sentences padded to 9 tokens, with their attention mask."""
+    lengths = rng.integers(3, 10, size=10)
+    mask = torch.as_tensor(np.arange(9) < lengths[:, None]).long()
+    ids = torch.as_tensor(rng.integers(1, 100, size=(10, 9))) * mask
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def test_bert_fed_by_a_dataloader_of_dict_batches_gives_its_cls_states(sentences):
+    from hf_models import tiny_bert
+
+    bert = tiny_bert()
+    rows = [{key: value[index] for key, value in sentences.items()} for index in range(10)]
+    loader = DataLoader(rows, batch_size=4)  # default collation: dict batches
+    layers = ("encoder.layer.0", "encoder.layer.1")
+    features = TorchLayerFeatures(bert, layers, pooling="cls").fit_transform(loader)
+    states = hidden_states(bert, **sentences)
+    reference = torch.cat([states[1][:, 0], states[2][:, 0]], dim=1).numpy()
+    np.testing.assert_allclose(features, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_bert_takes_a_tokenizer_style_dict_of_all_samples(sentences):
+    from hf_models import tiny_bert
+
+    bert = tiny_bert()
+    features = TorchLayerFeatures(bert, "encoder.layer.1", pooling="cls", batch_size=3)
+    reference = hidden_states(bert, **sentences)[2][:, 0].numpy()
+    np.testing.assert_allclose(features.fit_transform(sentences), reference, rtol=1e-4, atol=1e-5)
+
+
+class ImageLabelDataset(Dataset):
+    """(image, label) pairs, as torchvision datasets return them."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return torch.as_tensor(self.images[index]), index % 10
+
+
+@pytest.fixture
+def rgb(rng):
+    return rng.normal(size=(6, 3, 16, 16)).astype(np.float32)
+
+
+def test_vit_fed_by_a_dataset_of_image_label_pairs_gives_its_cls_states(rgb):
+    from hf_models import tiny_vit
+
+    vit = tiny_vit()
+    layers = ("layers.0", "layers.1")
+    features = TorchLayerFeatures(vit, layers, pooling="cls", batch_size=4)
+    features.fit(ImageLabelDataset(rgb))
+    states = hidden_states(vit, pixel_values=torch.as_tensor(rgb))
+    reference = torch.cat([states[1][:, 0], states[2][:, 0]], dim=1).numpy()
+    np.testing.assert_allclose(
+        features.transform(ImageLabelDataset(rgb)), reference, rtol=1e-4, atol=1e-5
+    )
+
+
+def test_vit_takes_dict_batches_of_pixel_values(rgb):
+    from hf_models import tiny_vit
+
+    vit = tiny_vit()
+    loader = DataLoader([{"pixel_values": torch.as_tensor(image)} for image in rgb], batch_size=4)
+    features = TorchLayerFeatures(vit, "layers.1", pooling="cls").fit_transform(loader)
+    reference = hidden_states(vit, pixel_values=torch.as_tensor(rgb))[2][:, 0].numpy()
+    np.testing.assert_allclose(features, reference, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_vit_gives_float32_features_of_its_states(rgb, dtype):
+    from hf_models import tiny_vit
+
+    vit = tiny_vit().to(dtype)
+    features = TorchLayerFeatures(vit, "layers.1", pooling="cls").fit_transform(rgb)
+    assert features.dtype == np.float32
+    states = hidden_states(vit, pixel_values=torch.as_tensor(rgb).to(dtype))
+    np.testing.assert_array_equal(features, states[2][:, 0].float().numpy())
+
+
+def test_uint8_images_preprocessed_batch_by_batch_give_the_normalised_features(rng, tmp_path):
+    from hf_models import tiny_resnet
+
+    resnet = tiny_resnet()
+    images = rng.integers(0, 256, size=(5, 3, 16, 16), dtype=np.uint8)
+    path = tmp_path / "images.u8"
+    images.tofile(path)
+    memmap = np.memmap(path, dtype=np.uint8, mode="r", shape=images.shape)
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    features = TorchLayerFeatures(
+        resnet, "encoder.stages.1", pooling="avg", batch_size=2,
+        preprocess=lambda x: (x / 255 - mean) / std,
+    ).fit_transform(memmap)
+    normalised = (torch.as_tensor(images) / 255 - mean) / std
+    reference = hidden_states(resnet, pixel_values=normalised)[2].mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(features, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_bert_rejecting_a_positional_tuple_names_forward(sentences):
+    from hf_models import tiny_bert
+
+    bert = tiny_bert().train()
+    batches = [(sentences["input_ids"].float(), sentences["attention_mask"])]
+    with pytest.raises(ValueError, match=r"The module failed"):
+        TorchLayerFeatures(bert, "encoder.layer.0", dtype="float32").fit(batches)
+    assert all(module.training for module in bert.modules())
+    assert not any(module._forward_hooks for module in bert.modules())
