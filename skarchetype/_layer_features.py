@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from numbers import Integral
 
 import numpy as np
@@ -18,6 +18,15 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._pooling import (
+    LAYOUTS,
+    POOLINGS,
+    Pooler,
+    PoolingError,
+    attention_mask,
+    output_tensor,
+    resolve_pooling,
+)
 from ._torch import (
     check_finite,
     evaluation_mode,
@@ -27,13 +36,6 @@ from ._torch import (
     resolve_device,
     torch_dtype,
 )
-
-_POOLINGS = ("auto", "avg", "max", "flatten", "cls", "mean")
-
-
-class _PoolingError(ValueError):
-    """A layer's output does not suit the pooling asked for it."""
-
 
 class _StopForward(BaseException):
     """Raised by the last hook: every requested layer is recorded, the rest of the network
@@ -51,43 +53,11 @@ class _SharedReference:
         return self.value
 
 
-def _unwrap(output, layer: str):
-    """A layer's output tensor: element 0 of a tuple or list (as transformer blocks return)."""
-    while isinstance(output, (tuple, list)):
-        output = output[0]
-    if not is_tensor(output):
-        raise _PoolingError(f"Layer {layer!r}: its output is a {type(output).__name__}, not a "
-                            f"tensor; hook a submodule that returns one.")
-    return output
-
-
-def _pooler(pooling, shape: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The function that reduces a layer's outputs of ``shape`` ``(n, ...)`` to a matrix
-    ``(n, n_features)``; a :class:`_PoolingError` when ``pooling`` does not suit them."""
-    if callable(pooling):
-        return lambda output: pooling(output).reshape(len(output), -1)
-    if pooling == "auto":
-        pooling = {1: "flatten", 2: "flatten", 3: "cls"}.get(len(shape), "avg")
-    if pooling == "flatten":
-        return lambda output: output.reshape(len(output), -1)
-    if pooling in ("avg", "max"):
-        if len(shape) < 3:
-            raise _PoolingError(
-                f"pooling={pooling!r} reduces the spatial axes of an (n, channels, *spatial) "
-                f"map, but the output has shape {shape}; use 'flatten' or 'auto'"
-            )
-        spatial = tuple(range(2, len(shape)))
-        if pooling == "avg":
-            return lambda output: output.mean(dim=spatial)
-        return lambda output: output.amax(dim=spatial)
-    if len(shape) != 3:
-        raise _PoolingError(
-            f"pooling={pooling!r} expects a token sequence (n, tokens, dim), but the output "
-            f"has shape {shape}; use 'avg', 'flatten' or 'auto'"
-        )
-    if pooling == "cls":
-        return lambda output: output[:, 0]
-    return lambda output: output.mean(dim=1)
+def _batch_length(batch) -> int:
+    """The number of samples in a batch: a tensor, or a dict of tensors."""
+    if isinstance(batch, Mapping):
+        return len(next(value for value in batch.values() if is_tensor(value)))
+    return len(batch)
 
 
 class _LayerRecorder:
@@ -95,9 +65,10 @@ class _LayerRecorder:
 
     Use as a context manager: the hooks are removed on exit, even when the body raises.
     A layer called several times in one pass contributes its first call. Each layer's
-    pooling is resolved at its first output, which also records ``shapes`` and compares the
-    number of features with ``widths`` (layer -> count, when given). With ``check_batches``,
-    each batch is checked for NaN and infinity before it runs.
+    pooling is resolved at its first output (``layouts``: layer -> layout, "auto" when
+    absent), which also records ``shapes`` and ``poolers``; the first batch's features are
+    compared with ``widths`` (layer -> count) and ``n_positions`` (rows per sample), when
+    given. With ``check_batches``, each batch is checked for NaN and infinity before it runs.
     """
 
     def __init__(
@@ -108,15 +79,22 @@ class _LayerRecorder:
         *,
         check_batches: bool = False,
         widths: dict | None = None,
+        layouts: dict | None = None,
+        n_positions: int | None = None,
     ):
         self.module = module
         self.layers = layers
         self.poolings = poolings
         self.check_batches = check_batches
         self.widths = widths
+        self.layouts = layouts or {}
+        self.n_positions = n_positions
         self.pooled: list[torch.Tensor | None] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
-        self._poolers: list[Callable | None] = [None] * len(layers)
+        self.poolers: dict[str, Pooler] = {}
+        self._poolers: list[Pooler | None] = [None] * len(layers)
+        self._mask = None
+        self._checked = False
         self._waiting = 0
         self._handles = []
 
@@ -140,44 +118,70 @@ class _LayerRecorder:
         def record(submodule, inputs, output):
             if self.pooled[index] is not None:
                 return
-            if not isinstance(output, torch.Tensor):
-                output = _unwrap(output, layer)
-            pool = self._poolers[index]
-            self.pooled[index] = pool(output) if pool else self._first(index, layer, output)
+            try:
+                pool = self._poolers[index] or self._resolve(index, layer, output)
+                self.pooled[index] = pool(output, self._mask)
+            except PoolingError as error:
+                raise PoolingError(f"Layer {layer!r}: {error}.") from error.__cause__
             self._waiting -= 1
             if not self._waiting:
                 raise _StopForward
 
         return record
 
-    def _first(self, index: int, layer: str, output: torch.Tensor) -> torch.Tensor:
-        """Pool the first output of ``layer``: resolve its pooling, record and check it."""
-        shape = self.shapes[layer] = tuple(output.shape[1:])
+    def _resolve(self, index: int, layer: str, output) -> Pooler:
+        """Resolve ``layer``'s pooling from its first output and record its shape."""
+        pooler = resolve_pooling(
+            self.poolings[layer], output, layer=layer, root=self.module,
+            layout=self.layouts.get(layer, "auto"),
+        )
         try:
-            self._poolers[index] = _pooler(self.poolings[layer], tuple(output.shape))
-        except _PoolingError as error:
-            raise _PoolingError(f"Layer {layer!r}: {error}.") from None
-        pooled = self._poolers[index](output)
-        if self.widths is not None and pooled.shape[1] != self.widths[layer]:
-            raise _PoolingError(
-                f"Layer {layer!r} gives {pooled.shape[1]} features per sample (output shape "
-                f"{shape}), but {self.widths[layer]} when fitted: the input's shape differs "
-                f"from the one seen in fit."
+            self.shapes[layer] = tuple(output_tensor(output).shape[1:])
+        except PoolingError:  # a callable pooling reads outputs that hold no tensor
+            self.shapes[layer] = ()
+        self.poolers[layer] = self._poolers[index] = pooler
+        return pooler
+
+    def _check_first_batch(self, n_samples: int) -> None:
+        """Compare the first batch's features with the widths and positions seen in fit."""
+        rows = {layer: len(pooled) for layer, pooled in zip(self.layers, self.pooled, strict=True)}
+        if len(set(rows.values())) > 1:
+            per_sample = {layer: count // n_samples for layer, count in rows.items()}
+            raise PoolingError(
+                f"The layers give different numbers of rows per sample {per_sample}: "
+                f"pooling='positions' needs the same positions in every layer; extract "
+                f"per-position and per-sample layers with two TorchLayerFeatures."
             )
-        return pooled
+        for layer, pooled in zip(self.layers, self.pooled, strict=True):
+            if self.widths is not None and pooled.shape[1] != self.widths[layer]:
+                raise PoolingError(
+                    f"Layer {layer!r} gives {pooled.shape[1]} features per sample (output "
+                    f"shape {self.shapes[layer]}), but {self.widths[layer]} when fitted: the "
+                    f"input's shape differs from the one seen in fit."
+                )
+            if self.n_positions is not None and len(pooled) != n_samples * self.n_positions:
+                raise PoolingError(
+                    f"Layer {layer!r} gives {len(pooled) // n_samples} positions per sample "
+                    f"(output shape {self.shapes[layer]}), but {self.n_positions} when "
+                    f"fitted: the input's shape differs from the one seen in fit."
+                )
+        self._checked = True
 
     def record(self, batch: torch.Tensor) -> list[torch.Tensor]:
-        """Run ``module`` on ``batch``; the pooled outputs of the layers, in their order."""
+        """Run ``module`` on ``batch``; the pooled outputs of the layers, in their order.
+
+        Each is a matrix with ``len(batch) * n_positions`` rows (sample-major)."""
         if self.check_batches:
             check_finite(batch)
         self.pooled = [None] * len(self.layers)
         self._waiting = len(self.layers)
+        self._mask = attention_mask(batch)
         try:
             self.module(batch)
         except _StopForward:
             pass
-        except _PoolingError as error:
-            raise ValueError(str(error)) from None
+        except PoolingError:
+            raise
         except Exception as error:
             raise ValueError(
                 f"The module failed on an input batch of shape {tuple(batch.shape)} while "
@@ -190,6 +194,8 @@ class _LayerRecorder:
                 f"Layer(s) {missing} were never reached by the forward pass on an input batch of "
                 f"shape {tuple(batch.shape)}; choose layers that module.forward calls."
             )
+        if not self._checked:
+            self._check_first_batch(_batch_length(batch))
         return self.pooled
 
 
@@ -261,7 +267,8 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "module": [torch.nn.Module],
         "layers": [str, tuple, list],
-        "pooling": [StrOptions(set(_POOLINGS)), callable, dict],
+        "pooling": [StrOptions(set(POOLINGS)), callable, dict],
+        "layout": [StrOptions(set(LAYOUTS)), dict],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "dtype": [
@@ -278,6 +285,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         layers: str | tuple[str, ...],
         *,
         pooling: str | Callable | dict = "auto",
+        layout: str | dict = "auto",
         batch_size: int = 256,
         device: str | torch.device = "auto",
         dtype="float32",
@@ -286,6 +294,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         self.module = module
         self.layers = layers
         self.pooling = pooling
+        self.layout = layout
         self.batch_size = batch_size
         self.device = device
         self.dtype = dtype
@@ -328,6 +337,11 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             for layer, width, stop in zip(recorder.layers, widths, stops, strict=True)
         }
         self.layer_output_shapes_ = dict(recorder.shapes)
+        poolers = [recorder.poolers[layer] for layer in recorder.layers]
+        self.layer_poolings_ = {layer: p.name for layer, p in zip(recorder.layers, poolers)}
+        self.layer_layouts_ = {layer: p.layout for layer, p in zip(recorder.layers, poolers)}
+        self.n_positions_ = len(recorder.pooled[0])
+        self.position_grid_ = poolers[0].grid if self.n_positions_ > 1 else ()
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -348,7 +362,8 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         streamed = isinstance(X, np.memmap)
         X = self._validate_input(X, reset=False, ensure_all_finite=not streamed)
         n_features_out = next(reversed(self.layer_slices_.values())).stop
-        features = np.empty((len(X), n_features_out), dtype=numpy_dtype(self.dtype))
+        n_rows = len(X) * self.n_positions_
+        features = np.empty((n_rows, n_features_out), dtype=numpy_dtype(self.dtype))
         self._run(X, batch_size=self.batch_size, out=features, check_batches=streamed)
         return features
 
@@ -420,11 +435,24 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
                 f"pooling names layers {sorted(unknown)} that are not in layers={layers!r}."
             )
         for layer, pooling in self.pooling.items():
-            if not (callable(pooling) or pooling in _POOLINGS):
+            if not (callable(pooling) or pooling in POOLINGS):
                 raise ValueError(
-                    f"pooling[{layer!r}]={pooling!r} is not one of {_POOLINGS} or a callable."
+                    f"pooling[{layer!r}]={pooling!r} is not one of {POOLINGS} or a callable."
                 )
         return {layer: self.pooling.get(layer, "auto") for layer in layers}
+
+    def _layouts(self, layers: tuple[str, ...]) -> dict:
+        if not isinstance(self.layout, dict):
+            return dict.fromkeys(layers, self.layout)
+        unknown = set(self.layout) - set(layers)
+        if unknown:
+            raise ValueError(
+                f"layout names layers {sorted(unknown)} that are not in layers={layers!r}."
+            )
+        for layer, layout in self.layout.items():
+            if layout not in LAYOUTS:
+                raise ValueError(f"layout[{layer!r}]={layout!r} is not one of {LAYOUTS}.")
+        return {layer: self.layout.get(layer, "auto") for layer in layers}
 
     def _resolve_device(self) -> torch.device:
         reference = next(iter(self.module.parameters()), None)
@@ -445,7 +473,9 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             layer: columns.stop - columns.start for layer, columns in self.layer_slices_.items()
         }
         recorder = _LayerRecorder(
-            self.module, layers, self._poolings(layers), check_batches=check_batches, widths=widths
+            self.module, layers, self._poolings(layers), check_batches=check_batches,
+            widths=widths, layouts=self._layouts(layers),
+            n_positions=None if out is None else self.n_positions_,
         )
         batches = map_batches(
             recorder.record,
@@ -459,5 +489,6 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         with evaluation_mode(self.module), recorder:
             for rows, pooled in batches:
                 if out is not None:  # side by side, in one copy (one transfer from a GPU)
+                    rows = slice(rows.start * self.n_positions_, rows.stop * self.n_positions_)
                     torch.from_numpy(out[rows]).copy_(torch.cat(pooled, dim=1))
         return recorder
