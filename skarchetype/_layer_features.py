@@ -24,6 +24,7 @@ from ._pooling import (
     Pooler,
     PoolingError,
     attention_mask,
+    channel_width,
     output_tensor,
     resolve_pooling,
 )
@@ -36,6 +37,7 @@ from ._torch import (
     resolve_device,
     torch_dtype,
 )
+
 
 class _StopForward(BaseException):
     """Raised by the last hook: every requested layer is recorded, the rest of the network
@@ -87,13 +89,14 @@ class _LayerRecorder:
         self.poolings = poolings
         self.check_batches = check_batches
         self.widths = widths
-        self.layouts = layouts or {}
+        self.layouts = {layer: layout for layer, layout in (layouts or {}).items() if layout}
         self.n_positions = n_positions
         self.pooled: list[torch.Tensor | None] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.poolers: dict[str, Pooler] = {}
         self._poolers: list[Pooler | None] = [None] * len(layers)
         self._mask = None
+        self._ran: list[torch.nn.Module] = []
         self._checked = False
         self._waiting = 0
         self._handles = []
@@ -103,10 +106,30 @@ class _LayerRecorder:
             for index, layer in enumerate(self.layers):
                 hook = self._hook(index, layer)
                 self._handles.append(self.module.get_submodule(layer).register_forward_hook(hook))
+            if self.widths is None:  # fit: which layers with a channel width run last
+                self._watch_channel_layers()
         except BaseException:
             self.__exit__()
             raise
         return self
+
+    def _watch_channel_layers(self) -> None:
+        """Hooks recording, in order, the layers with a known channel width that run inside
+        the requested layers: the evidence of a layout (see ``resolve_layout``)."""
+        watched = {
+            sub
+            for layer in self.layers
+            for sub in self.module.get_submodule(layer).modules()
+            if channel_width(sub) is not None
+        }
+        for sub in watched:
+            self._handles.append(sub.register_forward_hook(
+                lambda module, inputs, output: self._ran.append(module)
+            ))
+
+    def _last_ran(self, layer: str) -> torch.nn.Module | None:
+        inside = set(self.module.get_submodule(layer).modules())
+        return next((sub for sub in reversed(self._ran) if sub in inside), None)
 
     def __exit__(self, *exc_info):
         for handle in self._handles:
@@ -133,7 +156,8 @@ class _LayerRecorder:
         """Resolve ``layer``'s pooling from its first output and record its shape."""
         pooler = resolve_pooling(
             self.poolings[layer], output, layer=layer, root=self.module,
-            layout=self.layouts.get(layer, "auto"),
+            layout=self.layouts.get(layer, "auto"), last=self._last_ran(layer),
+            quiet=self.widths is not None,
         )
         try:
             self.shapes[layer] = tuple(output_tensor(output).shape[1:])
@@ -142,16 +166,26 @@ class _LayerRecorder:
         self.poolers[layer] = self._poolers[index] = pooler
         return pooler
 
-    def _check_first_batch(self, n_samples: int) -> None:
-        """Compare the first batch's features with the widths and positions seen in fit."""
-        rows = {layer: len(pooled) for layer, pooled in zip(self.layers, self.pooled, strict=True)}
-        if len(set(rows.values())) > 1:
-            per_sample = {layer: count // n_samples for layer, count in rows.items()}
+    def _check_rows(self, n_samples: int) -> None:
+        """Each layer gives one row per sample and position, and all layers as many."""
+        for layer, pooled in zip(self.layers, self.pooled, strict=True):
+            pooler = self.poolers[layer]
+            if len(pooled) != n_samples * pooler.n_positions:
+                raise PoolingError(
+                    f"Layer {layer!r}: pooling={pooler.name!r} gave {len(pooled)} rows for a "
+                    f"batch of {n_samples} samples; it must give one row per sample"
+                    + (f" and position ({pooler.n_positions})." if pooler.n_positions > 1 else ".")
+                )
+        per_sample = {layer: self.poolers[layer].n_positions for layer in self.layers}
+        if len(set(per_sample.values())) > 1:
             raise PoolingError(
                 f"The layers give different numbers of rows per sample {per_sample}: "
-                f"pooling='positions' needs the same positions in every layer; extract "
-                f"per-position and per-sample layers with two TorchLayerFeatures."
+                f"pooling='positions' needs the same number of positions in every layer; "
+                f"extract per-position and per-sample layers with two TorchLayerFeatures."
             )
+
+    def _check_first_batch(self) -> None:
+        """Compare the first batch's features with the widths and positions seen in fit."""
         for layer, pooled in zip(self.layers, self.pooled, strict=True):
             if self.widths is not None and pooled.shape[1] != self.widths[layer]:
                 raise PoolingError(
@@ -159,11 +193,12 @@ class _LayerRecorder:
                     f"shape {self.shapes[layer]}), but {self.widths[layer]} when fitted: the "
                     f"input's shape differs from the one seen in fit."
                 )
-            if self.n_positions is not None and len(pooled) != n_samples * self.n_positions:
+            n_positions = self.poolers[layer].n_positions
+            if self.n_positions is not None and n_positions != self.n_positions:
                 raise PoolingError(
-                    f"Layer {layer!r} gives {len(pooled) // n_samples} positions per sample "
-                    f"(output shape {self.shapes[layer]}), but {self.n_positions} when "
-                    f"fitted: the input's shape differs from the one seen in fit."
+                    f"Layer {layer!r} gives {n_positions} positions per sample (output "
+                    f"shape {self.shapes[layer]}), but {self.n_positions} when fitted: the "
+                    f"input's shape differs from the one seen in fit."
                 )
         self._checked = True
 
@@ -194,8 +229,9 @@ class _LayerRecorder:
                 f"Layer(s) {missing} were never reached by the forward pass on an input batch of "
                 f"shape {tuple(batch.shape)}; choose layers that module.forward calls."
             )
+        self._check_rows(_batch_length(batch))
         if not self._checked:
-            self._check_first_batch(_batch_length(batch))
+            self._check_first_batch()
         return self.pooled
 
 
@@ -337,11 +373,12 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             for layer, width, stop in zip(recorder.layers, widths, stops, strict=True)
         }
         self.layer_output_shapes_ = dict(recorder.shapes)
-        poolers = [recorder.poolers[layer] for layer in recorder.layers]
-        self.layer_poolings_ = {layer: p.name for layer, p in zip(recorder.layers, poolers)}
-        self.layer_layouts_ = {layer: p.layout for layer, p in zip(recorder.layers, poolers)}
-        self.n_positions_ = len(recorder.pooled[0])
-        self.position_grid_ = poolers[0].grid if self.n_positions_ > 1 else ()
+        poolers = recorder.poolers
+        self.layer_poolings_ = {layer: poolers[layer].name for layer in recorder.layers}
+        self.layer_layouts_ = {layer: poolers[layer].layout for layer in recorder.layers}
+        first = poolers[recorder.layers[0]]
+        self.n_positions_ = first.n_positions
+        self.position_grid_ = first.grid
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -472,10 +509,14 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         widths = None if out is None else {
             layer: columns.stop - columns.start for layer, columns in self.layer_slices_.items()
         }
+        # transform pools as fit resolved it: the same poolings, layouts and positions
+        fitted = out is not None
         recorder = _LayerRecorder(
-            self.module, layers, self._poolings(layers), check_batches=check_batches,
-            widths=widths, layouts=self._layouts(layers),
-            n_positions=None if out is None else self.n_positions_,
+            self.module, layers,
+            self.layer_poolings_ if fitted else self._poolings(layers),
+            check_batches=check_batches, widths=widths,
+            layouts=self.layer_layouts_ if fitted else self._layouts(layers),
+            n_positions=self.n_positions_ if fitted else None,
         )
         batches = map_batches(
             recorder.record,

@@ -71,24 +71,31 @@ def output_tensor(output) -> torch.Tensor:
     return output
 
 
-def _channel_width(module: nn.Module) -> int | None:
-    """The number of channels that ``module`` (or its last registered layer with a known
-    width: a convolution, a norm, a linear layer) produces; None when nothing says."""
-    width = None
+def channel_width(module: nn.Module) -> int | None:
+    """The number of channels a torch convolution, norm, linear or embedding layer
+    produces; None for other modules."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return module.out_channels
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return module.num_features
+    if isinstance(module, nn.GroupNorm):
+        return module.num_channels
+    if isinstance(module, nn.LayerNorm) and module.normalized_shape:
+        return module.normalized_shape[-1]
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    if isinstance(module, nn.Embedding):
+        return module.embedding_dim
+    return None
+
+
+def _last_with_width(module: nn.Module) -> nn.Module | None:
+    """The last registered submodule of ``module`` whose channel width is known."""
+    found = None
     for sub in module.modules():
-        if isinstance(sub, nn.modules.conv._ConvNd):
-            width = sub.out_channels
-        elif isinstance(sub, nn.modules.batchnorm._NormBase):
-            width = sub.num_features
-        elif isinstance(sub, nn.GroupNorm):
-            width = sub.num_channels
-        elif isinstance(sub, nn.LayerNorm) and sub.normalized_shape:
-            width = sub.normalized_shape[-1]
-        elif isinstance(sub, nn.Linear):
-            width = sub.out_features
-        elif isinstance(sub, nn.Embedding):
-            width = sub.embedding_dim
-    return width
+        if channel_width(sub) is not None:
+            found = sub
+    return found
 
 
 def _layout_from_shape(shape: tuple[int, ...]) -> str | None:
@@ -100,23 +107,36 @@ def _layout_from_shape(shape: tuple[int, ...]) -> str | None:
     return None
 
 
-def resolve_layout(shape: tuple[int, ...], submodule: nn.Module, layer: str) -> str:
+def resolve_layout(
+    shape: tuple[int, ...], submodule: nn.Module, layer: str, last: nn.Module | None = None
+) -> str:
     """The layout of an output of ``shape`` ``(n, ...)`` with 3 or more axes.
 
-    The evidence, in order: ``submodule`` is a torch convolution, batch or instance norm,
-    or pooling layer (always channels-first); the number of channels that ``submodule`` produces (its last
-    convolution, norm or linear layer) found on exactly one of the two candidate axes;
-    then, for maps, square spatial axes beside a channel axis of another size. Without
-    either, token sequences (3 axes) are read channels-last and maps channels-first, with
-    a warning.
+    ``last`` is the layer inside ``submodule`` with a known channel width (a convolution,
+    norm, linear or embedding layer) that ran last; by default the last registered one.
+    The evidence, in order:
+
+    1. ``submodule`` is a torch convolution, batch or instance norm, or pooling layer,
+       whose outputs are channels-first;
+    2. the width of ``last`` is the size of exactly one of the two candidate axes;
+    3. for maps, square spatial axes beside a channel axis of another size;
+    4. the width of ``last`` is the size of both axes: channels-last after a linear, layer
+       norm or embedding layer (they act on the last axis), channels-first after others.
+
+    Without any, token sequences (3 axes) are read channels-last and maps channels-first,
+    with a warning.
     """
     if isinstance(submodule, _CHANNELS_FIRST_MODULES):
         return "channels_first"
-    width = _channel_width(submodule)
+    last = last if last is not None else _last_with_width(submodule)
+    width = None if last is None else channel_width(last)
     if width is not None and (width == shape[1]) != (width == shape[-1]):
         return "channels_first" if width == shape[1] else "channels_last"
     if len(shape) > 3 and (layout := _layout_from_shape(shape)) is not None:
         return layout
+    if width is not None and width == shape[1]:
+        acts_on_last_axis = isinstance(last, (nn.Linear, nn.LayerNorm, nn.Embedding))
+        return "channels_last" if acts_on_last_axis else "channels_first"
     guess = "channels_last" if len(shape) == 3 else "channels_first"
     warnings.warn(
         f"Layer {layer!r}: cannot tell which axis of its output {tuple(shape[1:])} holds the "
@@ -239,15 +259,24 @@ def _grid(n_positions: int) -> tuple[int, ...]:
 
 
 def resolve_pooling(
-    pooling, output, *, layer: str, root: nn.Module, layout: str = "auto"
+    pooling,
+    output,
+    *,
+    layer: str,
+    root: nn.Module,
+    layout: str = "auto",
+    last: nn.Module | None = None,
+    quiet: bool = False,
 ) -> Pooler:
     """The :class:`Pooler` of ``layer`` of ``root`` for its first output ``output``.
 
-    Raises :class:`PoolingError` when ``pooling`` does not suit the output.
+    ``last``: see :func:`resolve_layout`. Raises :class:`PoolingError` when ``pooling``
+    does not suit the output; warns when a list output has several elements, unless
+    ``quiet``.
     """
     if callable(pooling):
         return Pooler(pooling, None, 1, (), _callable_pooling(pooling))
-    if isinstance(output, list) and len(output) > 1:
+    if isinstance(output, list) and len(output) > 1 and not quiet:
         warnings.warn(
             f"Layer {layer!r} returns a list of {len(output)} outputs (such as the maps of "
             f"several stages); pooling={pooling!r} reads only the first. Hook the submodule "
@@ -264,7 +293,7 @@ def resolve_pooling(
             f"but its shape {shape} has none; use 'flatten' or 'auto'"
         )
     if layout == "auto":
-        layout = resolve_layout(shape, root.get_submodule(layer), layer)
+        layout = resolve_layout(shape, root.get_submodule(layer), layer, last)
     tokens = len(shape) == 3 and layout == "channels_last"
     prefix = prefix_tokens(root, layer) if tokens else 0
     if pooling == "auto":
