@@ -18,6 +18,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _feature_cache as feature_cache
+from ._feature_cache import frozen
 from ._pooling import (
     LAYOUTS,
     POOLINGS,
@@ -37,6 +39,9 @@ from ._torch import (
     resolve_device,
     torch_dtype,
 )
+
+# parameters that change how features are computed, not what they are
+_NOT_SHAPING_FEATURES = frozenset({"module", "batch_size", "verbose", "cache"})
 
 
 class _StopForward(BaseException):
@@ -312,6 +317,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             Options(type, {np.float32, np.float64}),
             Options(torch.dtype, {torch.float32, torch.float64}),
         ],
+        "cache": ["boolean"],
         "verbose": ["verbose"],
     }
 
@@ -325,6 +331,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         batch_size: int = 256,
         device: str | torch.device = "auto",
         dtype="float32",
+        cache: bool = False,
         verbose: int = 0,
     ):
         self.module = module
@@ -334,6 +341,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.dtype = dtype
+        self.cache = cache
         self.verbose = verbose
 
     def __sklearn_clone__(self):
@@ -391,17 +399,59 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out)
-            Columns ``layer_slices_[layer]`` hold ``layer``'s features.
+        features : ndarray of shape (n_samples * n_positions_, n_features_out)
+            Columns ``layer_slices_[layer]`` hold ``layer``'s features. One row per sample,
+            or with ``pooling="positions"`` one per sample and position: row ``i`` is
+            sample ``i // n_positions_``, position ``i % n_positions_``.
         """
         check_is_fitted(self)
         # a memory map is checked batch by batch as it streams, so that it is read once
         streamed = isinstance(X, np.memmap)
         X = self._validate_input(X, reset=False, ensure_all_finite=not streamed)
+        if self.cache:
+            return self._cached_features(X, check_batches=streamed)
+        return self._features(X, check_batches=streamed)
+
+    def clear_cache(self) -> None:
+        """Forget the features that ``cache=True`` kept for this module (for every
+        estimator sharing it)."""
+        feature_cache.clear(self.module)
+
+    def _features(self, X, *, check_batches: bool) -> np.ndarray:
+        """The feature rows of every sample of ``X``, from the network."""
+        features = self._empty_features(len(X))
+        self._run(X, batch_size=self.batch_size, out=features, check_batches=check_batches)
+        return features
+
+    def _empty_features(self, n_samples: int) -> np.ndarray:
         n_features_out = next(reversed(self.layer_slices_.values())).stop
-        n_rows = len(X) * self.n_positions_
-        features = np.empty((n_rows, n_features_out), dtype=numpy_dtype(self.dtype))
-        self._run(X, batch_size=self.batch_size, out=features, check_batches=streamed)
+        shape = (n_samples * self.n_positions_, n_features_out)
+        return np.empty(shape, dtype=numpy_dtype(self.dtype))
+
+    def _cached_features(self, X, *, check_batches: bool) -> np.ndarray:
+        """The feature rows of ``X``, from the network only for samples not seen before
+        (by this module, with these settings and the same bytes)."""
+        settings = frozen((
+            {name: value for name, value in self.get_params(deep=False).items()
+             if name not in _NOT_SHAPING_FEATURES},
+            str(X.dtype), tuple(X.shape[1:]),
+        ))
+        store = feature_cache.rows_store(self.module, settings)
+        digests = feature_cache.sample_digests(X)
+        missing = [index for index, digest in enumerate(digests) if digest not in store]
+        n_positions = self.n_positions_
+        if missing:
+            subset = X if len(missing) == len(X) else X[missing]
+            # the store keeps a private copy: the caller may write into what it gets
+            computed = self._features(subset, check_batches=check_batches)
+            for position, index in enumerate(missing):
+                rows = slice(position * n_positions, (position + 1) * n_positions)
+                store[digests[index]] = computed[rows]
+            if len(missing) == len(X):
+                return computed.copy()
+        features = self._empty_features(len(X))
+        for index, digest in enumerate(digests):
+            features[index * n_positions:(index + 1) * n_positions] = store[digest]
         return features
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:

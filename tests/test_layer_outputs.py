@@ -458,3 +458,132 @@ def test_bert_layers_give_the_mean_of_their_tokens_without_padding(hf_models, rn
     for layer_pooled, state in zip(pooled, states[1:], strict=True):
         expected = (state * weights).sum(dim=1) / weights.sum(dim=1)
         torch.testing.assert_close(layer_pooled, expected, rtol=1e-4, atol=1e-5)
+
+
+# --- the network runs once per sample: cache=True -------------------------------------------
+
+
+class Counting(nn.Module):
+    """Counts the samples that go through ``net``."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.samples = 0
+
+    def forward(self, x):
+        self.samples += len(x)
+        return self.net(x)
+
+
+def conv_net():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3))
+
+
+def searched_samples(cache, images, labels):
+    """Samples run through the network by a 3 K x 3 fold grid search, and its scores."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    torch.manual_seed(0)
+    net = Counting(conv_net())
+    pipe = Pipeline([
+        ("features", TorchLayerFeatures(net, "net.2", cache=cache)),
+        ("aa", ArchetypalAnalysis(random_state=0, max_iter=20, tol=1e-3)),
+        ("classify", LogisticRegression()),
+    ])
+    search = GridSearchCV(pipe, {"aa__n_archetypes": [2, 3, 4]}, cv=3).fit(images, labels)
+    return net.samples, search.cv_results_["mean_test_score"]
+
+
+@pytest.fixture
+def labelled(rng):
+    images = rng.normal(size=(30, 3, 6, 6)).astype(np.float32)
+    images[10:20] += 1.0
+    images[20:] -= 1.0
+    return images, np.repeat([0, 1, 2], 10)
+
+
+def test_grid_search_with_cache_runs_the_network_once_per_sample(labelled):
+    images, labels = labelled
+    uncached, uncached_scores = searched_samples(False, *labelled)
+    cached, cached_scores = searched_samples(True, *labelled)
+    fits = 3 * 3 + 1  # each fit reads one sample to learn the output shapes
+    assert uncached == 10 * len(images) + fits  # 9 candidates x folds + the refit
+    assert cached == len(images) + fits
+    np.testing.assert_array_equal(cached_scores, uncached_scores)
+
+
+def test_cached_features_equal_the_network_s(images):
+    net = Counting(conv_net())
+    features = TorchLayerFeatures(net, "net.2", cache=True).fit(images)
+    first, again = features.transform(images), features.transform(images[::-1])
+    expected = TorchLayerFeatures(net, "net.2").fit_transform(images)
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(again, expected[::-1])
+    assert net.samples == 1 + len(images) + 1 + len(images)  # the second transform: no pass
+
+
+def test_cache_is_shared_by_clones(images):
+    from sklearn.base import clone
+
+    net = Counting(conv_net())
+    features = TorchLayerFeatures(net, "net.2", cache=True).fit(images)
+    features.transform(images)
+    seen = net.samples
+    clone(features).fit(images[:1]).transform(images)
+    assert net.samples == seen + 1
+
+
+def test_cache_recomputes_after_the_weights_change(images):
+    net = conv_net()
+    features = TorchLayerFeatures(net, "2", cache=True).fit(images)
+    before = features.transform(images)
+    with torch.no_grad():
+        net[2].weight.mul_(2.0)
+    after = features.transform(images)
+    np.testing.assert_allclose(after, TorchLayerFeatures(net, "2").fit_transform(images))
+    assert not np.allclose(after, before)
+
+
+def test_cache_keeps_settings_apart(images):
+    net = conv_net()
+    TorchLayerFeatures(net, "2", cache=True).fit_transform(images)
+    maxed = TorchLayerFeatures(net, "2", pooling="max", cache=True).fit_transform(images)
+    np.testing.assert_array_equal(maxed, TorchLayerFeatures(net, "2", pooling="max")
+                                  .fit_transform(images))
+
+
+def test_writing_into_cached_features_leaves_the_cache_as_it_was(images):
+    features = TorchLayerFeatures(conv_net(), "2", cache=True).fit(images)
+    expected = features.transform(images)
+    features.transform(images)[:] = 0.0
+    np.testing.assert_array_equal(features.transform(images), expected)
+
+
+def test_cache_holds_positions(images):
+    net = Counting(conv_net())
+    features = TorchLayerFeatures(net, "net.2", pooling="positions", cache=True).fit(images)
+    first = features.transform(images[:4])
+    both = features.transform(images[2:6])
+    n_positions = features.n_positions_
+    assert n_positions == 4
+    np.testing.assert_array_equal(both[: 2 * n_positions], first[2 * n_positions :])
+    assert net.samples == 1 + 4 + 2
+
+
+def test_clear_cache_forgets_the_features(images):
+    net = Counting(conv_net())
+    features = TorchLayerFeatures(net, "net.2", cache=True).fit(images)
+    features.transform(images)
+    features.clear_cache()
+    features.transform(images)
+    assert net.samples == 1 + 2 * len(images)
+
+
+def test_pickled_estimator_with_cache_gives_the_same_features(images):
+    import pickle
+
+    features = TorchLayerFeatures(conv_net(), "2", cache=True).fit(images)
+    restored = pickle.loads(pickle.dumps(features))
+    np.testing.assert_array_equal(restored.transform(images), features.transform(images))
