@@ -356,7 +356,7 @@ class ShapeOutputNet(nn.Module):
 
 def test_layer_whose_output_holds_no_tensor_is_named(rng):
     with pytest.raises(ValueError, match=r"Layer 'block': its output is a dict, not a tensor"):
-        TorchLayerFeatures(ShapeOutputNet(), "block").fit(rng.normal(size=(4, 3)).astype(np.float32))
+        TorchLayerFeatures(ShapeOutputNet(), "block").fit(rng.normal(size=(4, 3)))
 
 
 def test_pooling_dict_naming_another_layer_is_refused(cnn, images):
