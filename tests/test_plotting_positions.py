@@ -32,7 +32,8 @@ def test_a_row_per_image_and_a_column_per_archetype(rng, coefficients):
 
 def test_heatmap_holds_each_position_s_coefficient_over_the_image(rng, coefficients):
     fig = plot_position_heatmaps(rng.random((5, 8, 12)), coefficients, (2, 3), archetypes=[2])
-    second_image_heatmap = fig.axes[1 * 2 + 1]  # row 1, the archetype column.get_images()[1]
+    # row 1 (the second image), column 1 (archetype 2); images: the input, then the heatmap
+    second_image_heatmap = fig.axes[1 * 2 + 1].get_images()[1]
     np.testing.assert_array_equal(
         second_image_heatmap.get_array(), coefficients[6:12, 2].reshape(2, 3)
     )
