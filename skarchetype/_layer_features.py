@@ -258,26 +258,59 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
     layers : str or tuple of str
         Names from ``module.named_modules()`` (dotted paths such as ``"blocks.3"``; ``""``
         is the whole module). Output columns follow this order.
-    pooling : {"auto", "avg", "max", "flatten", "cls", "mean"}, callable or dict, \
-            default="auto"
-        How a layer's output becomes one row per sample:
+    pooling : {"auto", "avg", "mean", "max", "cls", "flatten", "positions"}, callable \
+            or dict, default="auto"
+        How a layer's output becomes rows. Named poolings read a layer's output as one
+        channel axis and position axes (spatial axes, tokens), laid out as ``layout`` says:
 
-        - ``"auto"``: ``"avg"`` for maps with 2 or more spatial axes ``(n, c, h, w, ...)``,
-          ``"cls"`` for token sequences ``(n, tokens, dim)``, 2-D outputs as they are;
-        - ``"avg"`` / ``"max"``: global average / maximum over the spatial axes
-          of ``(n, channels, *spatial)``;
-        - ``"cls"``: the first token of ``(n, tokens, dim)``; ``"mean"``: the mean over tokens;
-        - ``"flatten"``: every value;
-        - a callable ``f(output) -> Tensor (n, ...)``, flattened after it;
+        - ``"auto"``: 2-D outputs as they are; maps ``"avg"``; token sequences
+          ``(n, tokens, dim)`` ``"cls"`` when the model has a class token, else ``"mean"``.
+          A model has one when it holds a learned class-token parameter (``cls_token``,
+          ``class_token`` or ``class_embedding``, as HF ViT, DeiT, DINOv2, BEiT, CLIP's
+          vision tower, timm and torchvision ViTs do), and the layer runs after the module
+          owning it (not inside it, nor inside a patch embedding). Swin, BERT-style text
+          encoders (whose ``[CLS]`` is a tokenizer token) and ViTs without a class token
+          get the mean.
+        - ``"avg"`` or ``"mean"`` (the same): the mean over the positions. For token
+          sequences of a dict batch holding an ``attention_mask``, padding is left out.
+        - ``"max"``: the maximum over the positions (padding left out likewise).
+        - ``"cls"``: the first token of a sequence ``(n, tokens, dim)``.
+        - ``"flatten"``: every value.
+        - ``"positions"``: one row per sample *and position* (spatial location, or patch
+          token; learned class, distillation and register tokens are left out, padding
+          tokens are kept), sample-major. See ``n_positions_`` and ``position_grid_``.
+          Every layer must then give the same number of positions.
+        - a callable ``f(output) -> Tensor (n, ...)``, flattened after it. It receives the
+          layer's output as the layer returns it: tensor, tuple, dict or ``ModelOutput``.
         - a dict ``{layer: pooling}``; layers it does not name use ``"auto"``.
 
-        Tuple outputs (as transformer blocks return) give their first element.
+        Named poolings read a tensor output as it is; a tuple or list, its first element
+        (transformer blocks return ``(hidden_states, ...)``; a list of several outputs
+        warns); a dict or ``ModelOutput``, its first tensor field (``last_hidden_state``).
+    layout : {"auto", "channels_first", "channels_last"} or dict, default="auto"
+        Which axis of a layer's output holds the channels: ``(n, channels, *positions)``
+        (torch convolutions) or ``(n, *positions, channels)`` (token sequences, timm's
+        Swin and ConvNeXt-style channels-last stages ``(n, h, w, c)``); a dict
+        ``{layer: layout}`` sets single layers. ``"auto"`` reads it from the layer: torch
+        convolutions, norms and pools are channels-first; otherwise the axis whose size
+        is the channel count of the last convolution, norm or linear layer that ran in
+        it; then square spatial axes beside another channel count. When none of these
+        tells, it reads token sequences channels-last and maps channels-first, and warns.
+        ``layer_layouts_`` records what each layer got.
     batch_size : int, default=256
         Samples per forward pass.
     device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
         ``"auto"`` runs where the module's parameters are.
     dtype : {"float32", "float64"}, default="float32"
         Floating type of the inputs fed to the module and of the returned features.
+    cache : bool, default=False
+        Keep the features of every sample transformed, and run the network only on
+        samples not seen before (recognised by a hash of their bytes, for these settings
+        and the module's current weights). Clones share the module and so the cache: a
+        grid search over the steps after this one runs the network once per sample
+        instead of once per candidate and fold. The cache lives as long as the module,
+        is emptied when its parameters or buffers change, holds a copy of every row it
+        kept (``clear_cache`` frees it), and is never pickled.
     verbose : int, default=0
         Print progress per batch when positive.
 
@@ -287,6 +320,18 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         The columns of each layer in the output.
     layer_output_shapes_ : dict of str to tuple of int
         Each layer's output shape for one sample, before pooling.
+    layer_poolings_ : dict of str to str or callable
+        The pooling each layer got (``"auto"`` resolved, e.g. to ``"cls"``).
+    layer_layouts_ : dict of str to str or None
+        The layout each layer's output was read in; None for ``"flatten"`` and callables.
+    n_positions_ : int
+        Rows per sample: the number of positions with ``pooling="positions"``, else 1.
+        Row ``i`` of ``transform``'s output is sample ``i // n_positions_``, position
+        ``i % n_positions_``.
+    position_grid_ : tuple of int
+        The shape of the positions, e.g. ``(h, w)`` of a map, for heatmaps: position
+        ``p`` is ``np.unravel_index(p, position_grid_)``. Patch tokens give a square grid
+        when their number is a square, else ``(n_tokens,)``; ``()`` without positions.
     n_features_in_ : int
         Size of the input's second axis.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
@@ -402,7 +447,10 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         features : ndarray of shape (n_samples * n_positions_, n_features_out)
             Columns ``layer_slices_[layer]`` hold ``layer``'s features. One row per sample,
             or with ``pooling="positions"`` one per sample and position: row ``i`` is
-            sample ``i // n_positions_``, position ``i % n_positions_``.
+            sample ``i // n_positions_``, position ``i % n_positions_``. Per-position
+            rows suit unsupervised steps after this one (``fit``, ``fit_transform`` and
+            ``transform`` of a Pipeline into ArchetypalAnalysis), not a supervised step
+            whose targets have one value per sample.
         """
         check_is_fitted(self)
         # a memory map is checked batch by batch as it streams, so that it is read once
