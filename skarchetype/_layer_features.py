@@ -220,7 +220,7 @@ class _LayerRecorder:
             self.module(batch)
         except _StopForward:
             pass
-        except PoolingError:
+        except (PoolingError, Warning):  # a warning raised as an error is not the module's
             raise
         except Exception as error:
             raise ValueError(

@@ -119,12 +119,11 @@ def resolve_layout(
     1. ``submodule`` is a torch convolution, batch or instance norm, or pooling layer,
        whose outputs are channels-first;
     2. the width of ``last`` is the size of exactly one of the two candidate axes;
-    3. for maps, square spatial axes beside a channel axis of another size;
-    4. the width of ``last`` is the size of both axes: channels-last after a linear, layer
-       norm or embedding layer (they act on the last axis), channels-first after others.
+    3. for maps, square spatial axes beside a channel axis of another size.
 
-    Without any, token sequences (3 axes) are read channels-last and maps channels-first,
-    with a warning.
+    Without any (a width that is the size of both axes says nothing: a ConvNeXt stage
+    ends in a linear layer, then permutes back to channels-first), token sequences
+    (3 axes) are read channels-last and maps channels-first, with a warning.
     """
     if isinstance(submodule, _CHANNELS_FIRST_MODULES):
         return "channels_first"
@@ -134,9 +133,6 @@ def resolve_layout(
         return "channels_first" if width == shape[1] else "channels_last"
     if len(shape) > 3 and (layout := _layout_from_shape(shape)) is not None:
         return layout
-    if width is not None and width == shape[1]:
-        acts_on_last_axis = isinstance(last, (nn.Linear, nn.LayerNorm, nn.Embedding))
-        return "channels_last" if acts_on_last_axis else "channels_first"
     guess = "channels_last" if len(shape) == 3 else "channels_first"
     warnings.warn(
         f"Layer {layer!r}: cannot tell which axis of its output {tuple(shape[1:])} holds the "

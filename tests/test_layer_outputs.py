@@ -157,6 +157,29 @@ def test_convolution_outputs_are_channels_first_whatever_their_shape(rng):
     assert features.layer_layouts_ == {"0": "channels_first"}
 
 
+class ConvNeXtStyleBlock(nn.Module):
+    """Ends in a linear layer on channels-last maps, then permutes back to channels-first."""
+
+    def __init__(self, channels=6):
+        super().__init__()
+        self.depthwise = nn.Conv2d(3, channels, 3, padding=1)
+        self.pointwise = nn.Linear(channels, channels)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def test_channels_first_output_of_a_block_ending_in_a_linear_layer(rng):
+    X = rng.normal(size=(3, 3, 4, 5)).astype(np.float32)  # not square: the width tells
+    net = Wrap(ConvNeXtStyleBlock())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features = TorchLayerFeatures(net, "block").fit(X)
+    expected = hooked(net, "block", X).mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(features.transform(X), expected, rtol=1e-5, atol=1e-6)
+    assert features.layer_layouts_ == {"block": "channels_first"}
+
+
 def test_avg_on_token_sequences_averages_the_tokens(tokens):
     net = TokenNet()
     features = TorchLayerFeatures(net, "block", pooling="avg").fit_transform(tokens)
@@ -423,6 +446,7 @@ def test_resnet_stages_give_their_spatial_averages(hf_models, pixels):
     assert set(features.layer_layouts_.values()) == {"channels_first"}
 
 
+@pytest.mark.filterwarnings("ignore:Layer .* cannot tell:UserWarning")  # 16 tokens of 16 channels
 def test_swin_stages_have_no_cls_token_and_give_their_token_means(hf_models, pixels):
     swin = hf_models.tiny_swin()
     features = TorchLayerFeatures(swin, ("encoder.layers.0", "encoder.layers.1")).fit(pixels)
