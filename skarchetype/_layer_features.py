@@ -150,7 +150,7 @@ class _LayerRecorder:
                 pool = self._poolers[index] or self._resolve(index, layer, output)
                 self.pooled[index] = pool(output, self._mask)
             except PoolingError as error:
-                raise PoolingError(f"Layer {layer!r}: {error}.") from error.__cause__
+                raise type(error)(f"Layer {layer!r}: {error}.") from error.__cause__
             self._waiting -= 1
             if not self._waiting:
                 raise _StopForward

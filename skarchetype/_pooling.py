@@ -40,6 +40,10 @@ class PoolingError(ValueError):
     """A layer's output does not suit the pooling asked for it."""
 
 
+class PoolingTypeError(PoolingError, TypeError):
+    """A pooling callable returned something other than a tensor."""
+
+
 def attention_mask(batch) -> torch.Tensor | None:
     """The ``attention_mask`` of a dict batch (1 for tokens, 0 for padding), else None."""
     return batch.get("attention_mask") if isinstance(batch, Mapping) else None
@@ -234,7 +238,7 @@ def _callable_pooling(pooling: Callable) -> Callable:
                 f"({_describe(output)}): {error}"
             ) from error
         if not isinstance(pooled, torch.Tensor) or pooled.ndim == 0:
-            raise PoolingError(
+            raise PoolingTypeError(
                 f"the pooling callable {pooling!r} returned {_describe(pooled)}; it must "
                 f"return a tensor of shape (n_samples, ...)"
             )

@@ -242,8 +242,8 @@ def test_failing_pooling_callable_is_named_not_the_module(rng):
 
 def test_pooling_callable_returning_no_tensor_is_named(rng):
     X = rng.normal(size=(4, 3)).astype(np.float32)
-    with pytest.raises(ValueError, match=r"pooling callable .* returned a list; it must return "
-                                         r"a tensor"):
+    with pytest.raises(TypeError, match=r"pooling callable .* returned a list; it must return "
+                                        r"a tensor"):
         TorchLayerFeatures(Wrap(Outputs("dict")), "block", pooling=lambda out: [1]).fit(X)
 
 
