@@ -83,8 +83,10 @@ for name, (network, _) in networks.items():
 # Every layer's features from one forward pass
 # --------------------------------------------
 # :class:`~skarchetype.TorchLayerFeatures` hooks all requested layers at once. Conv maps
-# are averaged over space, token sequences give their CLS token, 2-D outputs stay as
-# they are; ``layer_slices_`` says which columns belong to which layer.
+# are averaged over space, token sequences give their CLS token (the ViT has a learned
+# class token; sequences of models without one give their mean), 2-D outputs stay as
+# they are; ``layer_slices_`` says which columns belong to which layer, and
+# ``layer_poolings_`` which pooling each layer got.
 layer_features = {}
 for name, (network, layers) in networks.items():
     features = TorchLayerFeatures(network, layers).fit(images)

@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _feature_cache as feature_cache
 from ._batches import (
     BatchFeeder,
     RowWriter,
@@ -29,6 +30,17 @@ from ._batches import (
     input_kind,
     stream,
 )
+from ._feature_cache import frozen
+from ._pooling import (
+    LAYOUTS,
+    POOLINGS,
+    Pooler,
+    PoolingError,
+    attention_mask,
+    channel_width,
+    output_tensor,
+    resolve_pooling,
+)
 from ._torch import (
     check_finite,
     check_not_meta,
@@ -38,17 +50,14 @@ from ._torch import (
     resolve_device,
 )
 
-_POOLINGS = ("auto", "avg", "max", "flatten", "cls", "mean")
 _DTYPES = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
     "float32": torch.float32,
     "float64": torch.float64,
 }
-
-
-class _PoolingError(ValueError):
-    """A layer's output does not suit the pooling asked for it."""
+# parameters that change how features are computed, not what they are
+_NOT_SHAPING_FEATURES = frozenset({"module", "batch_size", "verbose", "cache"})
 
 
 class _StopForward(BaseException):
@@ -67,52 +76,15 @@ class _SharedReference:
         return self.value
 
 
-def _unwrap(output, layer: str):
-    """A layer's output tensor: element 0 of a tuple or list (as transformer blocks return)."""
-    while isinstance(output, (tuple, list)):
-        output = output[0]
-    if not is_tensor(output):
-        raise _PoolingError(f"Layer {layer!r}: its output is a {type(output).__name__}, not a "
-                            f"tensor; hook a submodule that returns one.")
-    return output
-
-
-def _pooler(pooling, shape: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The function that reduces a layer's outputs of ``shape`` ``(n, ...)`` to a matrix
-    ``(n, n_features)``; a :class:`_PoolingError` when ``pooling`` does not suit them."""
-    if callable(pooling):
-        return lambda output: pooling(output).reshape(len(output), -1)
-    if pooling == "auto":
-        pooling = {1: "flatten", 2: "flatten", 3: "cls"}.get(len(shape), "avg")
-    if pooling == "flatten":
-        return lambda output: output.reshape(len(output), -1)
-    if pooling in ("avg", "max"):
-        if len(shape) < 3:
-            raise _PoolingError(
-                f"pooling={pooling!r} reduces the spatial axes of an (n, channels, *spatial) "
-                f"map, but the output has shape {shape}; use 'flatten' or 'auto'"
-            )
-        spatial = tuple(range(2, len(shape)))
-        if pooling == "avg":
-            return lambda output: output.mean(dim=spatial)
-        return lambda output: output.amax(dim=spatial)
-    if len(shape) != 3:
-        raise _PoolingError(
-            f"pooling={pooling!r} expects a token sequence (n, tokens, dim), but the output "
-            f"has shape {shape}; use 'avg', 'flatten' or 'auto'"
-        )
-    if pooling == "cls":
-        return lambda output: output[:, 0]
-    return lambda output: output.mean(dim=1)
-
-
 class _LayerRecorder:
     """Forward hooks that pool the outputs of ``layers`` of ``module`` during one forward pass.
 
     Use as a context manager: the hooks are removed on exit, even when the body raises.
     A layer called several times in one pass contributes its first call. Each layer's
-    pooling is resolved at its first output, which also records ``shapes`` and compares the
-    number of features with ``widths`` (layer -> count, when given).
+    pooling is resolved at its first output (``layouts``: layer -> layout, "auto" when
+    absent), which also records ``shapes`` and ``poolers``; the first batch's features are
+    compared with ``widths`` (layer -> count) and ``n_positions`` (rows per sample), when
+    given.
     """
 
     def __init__(
@@ -122,14 +94,22 @@ class _LayerRecorder:
         poolings: dict,
         *,
         widths: dict | None = None,
+        layouts: dict | None = None,
+        n_positions: int | None = None,
     ):
         self.module = module
         self.layers = layers
         self.poolings = poolings
         self.widths = widths
+        self.layouts = {layer: layout for layer, layout in (layouts or {}).items() if layout}
+        self.n_positions = n_positions
         self.pooled: list[torch.Tensor | None] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
-        self._poolers: list[Callable | None] = [None] * len(layers)
+        self.poolers: dict[str, Pooler] = {}
+        self._poolers: list[Pooler | None] = [None] * len(layers)
+        self._mask = None
+        self._ran: list[torch.nn.Module] = []
+        self._checked = False
         self._waiting = 0
         self._handles = []
 
@@ -138,10 +118,30 @@ class _LayerRecorder:
             for index, layer in enumerate(self.layers):
                 hook = self._hook(index, layer)
                 self._handles.append(self.module.get_submodule(layer).register_forward_hook(hook))
+            if self.widths is None:  # fit: which layers with a channel width run last
+                self._watch_channel_layers()
         except BaseException:
             self.__exit__()
             raise
         return self
+
+    def _watch_channel_layers(self) -> None:
+        """Hooks recording, in order, the layers with a known channel width that run inside
+        the requested layers: the evidence of a layout (see ``resolve_layout``)."""
+        watched = {
+            sub
+            for layer in self.layers
+            for sub in self.module.get_submodule(layer).modules()
+            if channel_width(sub) is not None
+        }
+        for sub in watched:
+            self._handles.append(sub.register_forward_hook(
+                lambda module, inputs, output: self._ran.append(module)
+            ))
+
+    def _last_ran(self, layer: str) -> torch.nn.Module | None:
+        inside = set(self.module.get_submodule(layer).modules())
+        return next((sub for sub in reversed(self._ran) if sub in inside), None)
 
     def __exit__(self, *exc_info):
         for handle in self._handles:
@@ -153,45 +153,84 @@ class _LayerRecorder:
         def record(submodule, inputs, output):
             if self.pooled[index] is not None:
                 return
-            if not isinstance(output, torch.Tensor):
-                output = _unwrap(output, layer)
-            pool = self._poolers[index]
-            self.pooled[index] = pool(output) if pool else self._first(index, layer, output)
+            try:
+                pool = self._poolers[index] or self._resolve(index, layer, output)
+                self.pooled[index] = pool(output, self._mask)
+            except PoolingError as error:
+                raise type(error)(f"Layer {layer!r}: {error}.") from error.__cause__
             self._waiting -= 1
             if not self._waiting:
                 raise _StopForward
 
         return record
 
-    def _first(self, index: int, layer: str, output: torch.Tensor) -> torch.Tensor:
-        """Pool the first output of ``layer``: resolve its pooling, record and check it."""
-        shape = self.shapes[layer] = tuple(output.shape[1:])
+    def _resolve(self, index: int, layer: str, output) -> Pooler:
+        """Resolve ``layer``'s pooling from its first output and record its shape."""
+        pooler = resolve_pooling(
+            self.poolings[layer], output, layer=layer, root=self.module,
+            layout=self.layouts.get(layer, "auto"), last=self._last_ran(layer),
+            quiet=self.widths is not None,
+        )
         try:
-            self._poolers[index] = _pooler(self.poolings[layer], tuple(output.shape))
-        except _PoolingError as error:
-            raise _PoolingError(f"Layer {layer!r}: {error}.") from None
-        pooled = self._poolers[index](output)
-        if self.widths is not None and pooled.shape[1] != self.widths[layer]:
-            raise _PoolingError(
-                f"Layer {layer!r} gives {pooled.shape[1]} features per sample (output shape "
-                f"{shape}), but {self.widths[layer]} when fitted: the input's shape differs "
-                f"from the one seen in fit."
-            )
-        return pooled
+            self.shapes[layer] = tuple(output_tensor(output).shape[1:])
+        except PoolingError:  # a callable pooling reads outputs that hold no tensor
+            self.shapes[layer] = ()
+        self.poolers[layer] = self._poolers[index] = pooler
+        return pooler
 
-    def record(self, batch, feed: Callable = call_module, dtype=None) -> list[torch.Tensor]:
-        """Run ``module`` on ``batch`` as the input layer prepared it (a tensor, a dict of
-        tensors, or what a ``forward=`` callable takes), fed by ``feed(module, batch)``;
-        the pooled outputs of the layers, in their order. ``dtype``, the floating dtype the
-        inputs were cast to, only serves the error message."""
+    def _check_rows(self, n_samples: int) -> None:
+        """Each layer gives one row per sample and position, and all layers as many."""
+        for layer, pooled in zip(self.layers, self.pooled, strict=True):
+            pooler = self.poolers[layer]
+            if len(pooled) != n_samples * pooler.n_positions:
+                raise PoolingError(
+                    f"Layer {layer!r}: pooling={pooler.name!r} gave {len(pooled)} rows for a "
+                    f"batch of {n_samples} samples; it must give one row per sample"
+                    + (f" and position ({pooler.n_positions})." if pooler.n_positions > 1 else ".")
+                )
+        per_sample = {layer: self.poolers[layer].n_positions for layer in self.layers}
+        if len(set(per_sample.values())) > 1:
+            raise PoolingError(
+                f"The layers give different numbers of rows per sample {per_sample}: "
+                f"pooling='positions' needs the same number of positions in every layer; "
+                f"extract per-position and per-sample layers with two TorchLayerFeatures."
+            )
+
+    def _check_first_batch(self) -> None:
+        """Compare the first batch's features with the widths and positions seen in fit."""
+        for layer, pooled in zip(self.layers, self.pooled, strict=True):
+            if self.widths is not None and pooled.shape[1] != self.widths[layer]:
+                raise PoolingError(
+                    f"Layer {layer!r} gives {pooled.shape[1]} features per sample (output "
+                    f"shape {self.shapes[layer]}), but {self.widths[layer]} when fitted: the "
+                    f"input's shape differs from the one seen in fit."
+                )
+            n_positions = self.poolers[layer].n_positions
+            if self.n_positions is not None and n_positions != self.n_positions:
+                raise PoolingError(
+                    f"Layer {layer!r} gives {n_positions} positions per sample (output "
+                    f"shape {self.shapes[layer]}), but {self.n_positions} when fitted: the "
+                    f"input's shape differs from the one seen in fit."
+                )
+        self._checked = True
+
+    def record(
+        self, batch, n_samples: int, feed: Callable = call_module, dtype=None
+    ) -> list[torch.Tensor]:
+        """Run ``module`` on ``batch`` of ``n_samples`` samples as the input layer prepared it
+        (a tensor, a dict of tensors, or what a ``forward=`` callable takes), fed by
+        ``feed(module, batch)``; the pooled outputs of the layers, in their order, each a
+        matrix of ``n_samples * n_positions`` rows (sample-major). ``dtype``, the floating
+        dtype the inputs were cast to, only serves the error message."""
         self.pooled = [None] * len(self.layers)
         self._waiting = len(self.layers)
+        self._mask = attention_mask(batch)
         try:
             feed(self.module, batch)
         except _StopForward:
             pass
-        except _PoolingError as error:
-            raise ValueError(str(error)) from None
+        except (PoolingError, Warning):  # a warning raised as an error is not the module's
+            raise
         except Exception as error:
             raise ValueError(
                 f"The module failed on {describe_batch(batch)} while extracting layers "
@@ -204,6 +243,9 @@ class _LayerRecorder:
                 f"Layer(s) {missing} were never reached by the forward pass on "
                 f"{describe_batch(batch)}; choose layers that module.forward calls."
             )
+        self._check_rows(n_samples)
+        if not self._checked:
+            self._check_first_batch()
         return self.pooled
 
 
@@ -234,20 +276,45 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
     layers : str or tuple of str
         Names from ``module.named_modules()`` (dotted paths such as ``"blocks.3"``; ``""``
         is the whole module). Output columns follow this order.
-    pooling : {"auto", "avg", "max", "flatten", "cls", "mean"}, callable or dict, \
-            default="auto"
-        How a layer's output becomes one row per sample:
+    pooling : {"auto", "avg", "mean", "max", "cls", "flatten", "positions"}, callable \
+            or dict, default="auto"
+        How a layer's output becomes rows. Named poolings read a layer's output as one
+        channel axis and position axes (spatial axes, tokens), laid out as ``layout`` says:
 
-        - ``"auto"``: ``"avg"`` for maps with 2 or more spatial axes ``(n, c, h, w, ...)``,
-          ``"cls"`` for token sequences ``(n, tokens, dim)``, 2-D outputs as they are;
-        - ``"avg"`` / ``"max"``: global average / maximum over the spatial axes
-          of ``(n, channels, *spatial)``;
-        - ``"cls"``: the first token of ``(n, tokens, dim)``; ``"mean"``: the mean over tokens;
-        - ``"flatten"``: every value;
-        - a callable ``f(output) -> Tensor (n, ...)``, flattened after it;
+        - ``"auto"``: 2-D outputs as they are; maps ``"avg"``; token sequences
+          ``(n, tokens, dim)`` ``"cls"`` when the model has a class token, else ``"mean"``.
+          A model has one when it holds a learned class-token parameter (``cls_token``,
+          ``class_token`` or ``class_embedding``, as HF ViT, DeiT, DINOv2, BEiT, CLIP's
+          vision tower, timm and torchvision ViTs do), and the layer runs after the module
+          owning it (not inside it, nor inside a patch embedding). Swin, BERT-style text
+          encoders (whose ``[CLS]`` is a tokenizer token) and ViTs without a class token
+          get the mean.
+        - ``"avg"`` or ``"mean"`` (the same): the mean over the positions. For token
+          sequences of a dict batch holding an ``attention_mask``, padding is left out.
+        - ``"max"``: the maximum over the positions (padding left out likewise).
+        - ``"cls"``: the first token of a sequence ``(n, tokens, dim)``.
+        - ``"flatten"``: every value.
+        - ``"positions"``: one row per sample *and position* (spatial location, or patch
+          token; learned class, distillation and register tokens are left out, padding
+          tokens are kept), sample-major. See ``n_positions_`` and ``position_grid_``.
+          Every layer must then give the same number of positions.
+        - a callable ``f(output) -> Tensor (n, ...)``, flattened after it. It receives the
+          layer's output as the layer returns it: tensor, tuple, dict or ``ModelOutput``.
         - a dict ``{layer: pooling}``; layers it does not name use ``"auto"``.
 
-        Tuple outputs (as transformer blocks return) give their first element.
+        Named poolings read a tensor output as it is; a tuple or list, its first element
+        (transformer blocks return ``(hidden_states, ...)``; a list of several outputs
+        warns); a dict or ``ModelOutput``, its first tensor field (``last_hidden_state``).
+    layout : {"auto", "channels_first", "channels_last"} or dict, default="auto"
+        Which axis of a layer's output holds the channels: ``(n, channels, *positions)``
+        (torch convolutions) or ``(n, *positions, channels)`` (token sequences, timm's
+        Swin and ConvNeXt-style channels-last stages ``(n, h, w, c)``); a dict
+        ``{layer: layout}`` sets single layers. ``"auto"`` reads it from the layer: torch
+        convolutions, norms and pools are channels-first; otherwise the axis whose size
+        is the channel count of the last convolution, norm or linear layer that ran in
+        it; then square spatial axes beside another channel count. When none of these
+        tells, it reads token sequences channels-last and maps channels-first, and warns.
+        ``layer_layouts_`` records what each layer got.
     batch_size : int, default=256
         Samples per forward pass, for inputs that are sliced or read item by item; a
         DataLoader or an iterable of batches keeps its own batches.
@@ -268,6 +335,15 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         floating dtype (that of its first floating parameter or buffer). Features come
         back as float64 for float64 inputs and as float32 otherwise (float16 and bfloat16
         included).
+    cache : bool, default=False
+        Keep the features of every sample transformed, and run the network only on
+        samples not seen before (recognised by a hash of their bytes, for these settings
+        and the module's current weights). Clones share the module and so the cache: a
+        grid search over the steps after this one runs the network once per sample
+        instead of once per candidate and fold. The cache lives as long as the module,
+        is emptied when its parameters or buffers change, holds a copy of every row it
+        kept (``clear_cache`` frees it), and is never pickled. It serves arrays and tensors
+        (what a grid search slices); other inputs always run the network.
     verbose : int, default=0
         When positive, show progress with rows per second and the time left: a tqdm bar
         where tqdm is installed, plain lines otherwise.
@@ -278,6 +354,18 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         The columns of each layer in the output.
     layer_output_shapes_ : dict of str to tuple of int
         Each layer's output shape for one sample, before pooling.
+    layer_poolings_ : dict of str to str or callable
+        The pooling each layer got (``"auto"`` resolved, e.g. to ``"cls"``).
+    layer_layouts_ : dict of str to str or None
+        The layout each layer's output was read in; None for ``"flatten"`` and callables.
+    n_positions_ : int
+        Rows per sample: the number of positions with ``pooling="positions"``, else 1.
+        Row ``i`` of ``transform``'s output is sample ``i // n_positions_``, position
+        ``i % n_positions_``.
+    position_grid_ : tuple of int
+        The shape of the positions, e.g. ``(h, w)`` of a map, for heatmaps: position
+        ``p`` is ``np.unravel_index(p, position_grid_)``. Patch tokens give a square grid
+        when their number is a square, else ``(n_tokens,)``; ``()`` without positions.
     n_features_in_ : int
         Size of the input's second axis.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
@@ -299,7 +387,8 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "module": [torch.nn.Module],
         "layers": [str, tuple, list],
-        "pooling": [StrOptions(set(_POOLINGS)), callable, dict],
+        "pooling": [StrOptions(set(POOLINGS)), callable, dict],
+        "layout": [StrOptions(set(LAYOUTS)), dict],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "preprocess": [callable, None],
         "forward": [callable, None],
@@ -309,6 +398,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             Options(type, {np.float16, np.float32, np.float64}),
             Options(torch.dtype, set(_DTYPES.values())),
         ],
+        "cache": ["boolean"],
         "verbose": ["verbose"],
     }
 
@@ -318,21 +408,25 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         layers: str | tuple[str, ...],
         *,
         pooling: str | Callable | dict = "auto",
+        layout: str | dict = "auto",
         batch_size: int = 256,
         preprocess: Callable | None = None,
         forward: Callable | None = None,
         device: str | torch.device = "auto",
         dtype="auto",
+        cache: bool = False,
         verbose: int = 0,
     ):
         self.module = module
         self.layers = layers
         self.pooling = pooling
+        self.layout = layout
         self.batch_size = batch_size
         self.preprocess = preprocess
         self.forward = forward
         self.device = device
         self.dtype = dtype
+        self.cache = cache
         self.verbose = verbose
 
     def __sklearn_clone__(self):
@@ -388,6 +482,8 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         features : ndarray of shape (n_rows, n_features_out)
             As :meth:`transform` returns them.
         """
+        if self.cache:  # through the cache, which a grid search's later calls read
+            return self.fit(X).transform(X)
         X, streamed = self._validate_input(X, reset=True)
         recorder, writer = self._run(X, check_batches=streamed)
         self._record_layers(recorder)
@@ -405,16 +501,19 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out)
-            Columns ``layer_slices_[layer]`` hold ``layer``'s features.
+        features : ndarray of shape (n_samples * n_positions_, n_features_out)
+            Columns ``layer_slices_[layer]`` hold ``layer``'s features. One row per sample,
+            or with ``pooling="positions"`` one per sample and position: row ``i`` is
+            sample ``i // n_positions_``, position ``i % n_positions_``. Per-position
+            rows suit unsupervised steps after this one (``fit``, ``fit_transform`` and
+            ``transform`` of a Pipeline into ArchetypalAnalysis), not a supervised step
+            whose targets have one value per sample.
         """
         check_is_fitted(self)
         X, streamed = self._validate_input(X, reset=False)
-        widths = {
-            layer: columns.stop - columns.start for layer, columns in self.layer_slices_.items()
-        }
-        _, writer = self._run(X, widths=widths, check_batches=streamed)
-        return writer.result()
+        if self.cache and input_kind(X) == "array":
+            return self._cached_features(X, check_batches=streamed)
+        return self._features(X, check_batches=streamed)
 
     def _record_layers(self, recorder: _LayerRecorder) -> None:
         """The fitted attributes, from the recorder of a pass."""
@@ -425,6 +524,52 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
             for layer, width, stop in zip(recorder.layers, widths, stops, strict=True)
         }
         self.layer_output_shapes_ = dict(recorder.shapes)
+        poolers = recorder.poolers
+        self.layer_poolings_ = {layer: poolers[layer].name for layer in recorder.layers}
+        self.layer_layouts_ = {layer: poolers[layer].layout for layer in recorder.layers}
+        first = poolers[recorder.layers[0]]
+        self.n_positions_ = first.n_positions
+        self.position_grid_ = first.grid
+
+    def clear_cache(self) -> None:
+        """Forget the features that ``cache=True`` kept for this module (for every
+        estimator sharing it)."""
+        feature_cache.clear(self.module)
+
+    def _features(self, X, *, check_batches: bool) -> np.ndarray:
+        """The feature rows of every sample of ``X``, from the network."""
+        widths = {
+            layer: columns.stop - columns.start for layer, columns in self.layer_slices_.items()
+        }
+        _, writer = self._run(X, widths=widths, check_batches=check_batches)
+        return writer.result()
+
+    def _cached_features(self, X, *, check_batches: bool) -> np.ndarray:
+        """The feature rows of ``X``, from the network only for samples not seen before
+        (by this module, with these settings and the same bytes)."""
+        settings = frozen((
+            {name: value for name, value in self.get_params(deep=False).items()
+             if name not in _NOT_SHAPING_FEATURES},
+            str(X.dtype), tuple(X.shape[1:]),
+        ))
+        store = feature_cache.rows_store(self.module, settings)
+        digests = feature_cache.sample_digests(X)
+        missing = [index for index, digest in enumerate(digests) if digest not in store]
+        n_positions = self.n_positions_
+        if missing:
+            subset = X if len(missing) == len(X) else X[missing]
+            # the store keeps a private copy: the caller may write into what it gets
+            computed = self._features(subset, check_batches=check_batches)
+            for position, index in enumerate(missing):
+                rows = slice(position * n_positions, (position + 1) * n_positions)
+                store[digests[index]] = computed[rows]
+            if len(missing) == len(X):
+                return computed.copy()
+        n_features_out = next(reversed(self.layer_slices_.values())).stop
+        features = np.empty((len(X) * n_positions, n_features_out), dtype=self._output_dtype())
+        for index, digest in enumerate(digests):
+            features[index * n_positions:(index + 1) * n_positions] = store[digest]
+        return features
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Output column names ``"<layer>__<index>"``, e.g. ``"blocks.3__0"``.
@@ -507,11 +652,24 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
                 f"pooling names layers {sorted(unknown)} that are not in layers={layers!r}."
             )
         for layer, pooling in self.pooling.items():
-            if not (callable(pooling) or pooling in _POOLINGS):
+            if not (callable(pooling) or pooling in POOLINGS):
                 raise ValueError(
-                    f"pooling[{layer!r}]={pooling!r} is not one of {_POOLINGS} or a callable."
+                    f"pooling[{layer!r}]={pooling!r} is not one of {POOLINGS} or a callable."
                 )
         return {layer: self.pooling.get(layer, "auto") for layer in layers}
+
+    def _layouts(self, layers: tuple[str, ...]) -> dict:
+        if not isinstance(self.layout, dict):
+            return dict.fromkeys(layers, self.layout)
+        unknown = set(self.layout) - set(layers)
+        if unknown:
+            raise ValueError(
+                f"layout names layers {sorted(unknown)} that are not in layers={layers!r}."
+            )
+        for layer, layout in self.layout.items():
+            if layout not in LAYOUTS:
+                raise ValueError(f"layout[{layer!r}]={layout!r} is not one of {LAYOUTS}.")
+        return {layer: self.layout.get(layer, "auto") for layer in layers}
 
     def _resolve_device(self) -> torch.device:
         check_not_meta(self.module)
@@ -545,7 +703,15 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         batch for NaN and infinity as it is read.
         """
         layers = self._layer_names()
-        recorder = _LayerRecorder(self.module, layers, self._poolings(layers), widths=widths)
+        # transform pools as fit resolved it: the same poolings, layouts and positions
+        fitted = widths is not None
+        recorder = _LayerRecorder(
+            self.module, layers,
+            self.layer_poolings_ if fitted else self._poolings(layers),
+            widths=widths,
+            layouts=self.layer_layouts_ if fitted else self._layouts(layers),
+            n_positions=self.n_positions_ if fitted else None,
+        )
         dtype = self._input_dtype()
         feeder = BatchFeeder(
             self._resolve_device(), dtype, module=self.module, preprocess=self.preprocess,
@@ -562,7 +728,8 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         )
         with evaluation_mode(self.module), recorder, contextlib.closing(batches):
             for rows, inputs in batches:
-                pooled = recorder.record(inputs, feed=feeder.feed, dtype=dtype)
+                n_samples = rows.stop - rows.start
+                pooled = recorder.record(inputs, n_samples, feed=feeder.feed, dtype=dtype)
                 if writer is not None:  # side by side, in one copy
-                    writer.write(torch.cat(pooled, dim=1), rows.stop - rows.start)
+                    writer.write(torch.cat(pooled, dim=1), n_samples)
         return recorder, writer

@@ -1,13 +1,12 @@
-"""Tiny randomly initialised Hugging Face models, built from configs: nothing is downloaded."""
+"""Tiny Hugging Face ``transformers`` models built from configs: random weights, nothing
+downloaded. Each builder seeds torch first and returns the model in eval mode."""
 
-import pytest
 import torch
-
-transformers = pytest.importorskip("transformers")
+import transformers
 
 
 def tiny_vit(seed=0):
-    """A ViT on 16-pixel RGB images: 16 patches of 4 x 4 and a CLS token, width 32."""
+    """ViT with a class token: 16x16 images, 4x4 patches (16 patch tokens + CLS), width 32."""
     torch.manual_seed(seed)
     config = transformers.ViTConfig(
         image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2,
@@ -17,7 +16,7 @@ def tiny_vit(seed=0):
 
 
 def tiny_bert(seed=0):
-    """A BERT-style text encoder: 100 tokens, width 32, sequences of up to 64 tokens."""
+    """BERT encoder: vocabulary of 100 tokens, width 32, up to 64 positions."""
     torch.manual_seed(seed)
     config = transformers.BertConfig(
         vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -27,7 +26,7 @@ def tiny_bert(seed=0):
 
 
 def tiny_resnet(seed=0):
-    """A two-stage ResNet on RGB images (8 and 16 channels)."""
+    """ResNet with two stages of 8 and 16 channels."""
     torch.manual_seed(seed)
     config = transformers.ResNetConfig(
         num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]
@@ -36,7 +35,7 @@ def tiny_resnet(seed=0):
 
 
 def tiny_swin(seed=0):
-    """A two-stage Swin transformer on 16-pixel RGB images, windows of 2 x 2 patches."""
+    """Swin (no class token): 16x16 images, 2x2 patches, two stages."""
     torch.manual_seed(seed)
     config = transformers.SwinConfig(
         image_size=16, patch_size=2, num_channels=3, embed_dim=8, depths=[1, 1],

@@ -14,6 +14,7 @@ from ._latent_response import (
     plot_response_maps,
     plot_response_matrix,
 )
+from ._positions import plot_position_heatmaps
 
 __all__ = [
     "plot_class_composition",
@@ -21,6 +22,7 @@ __all__ = [
     "plot_depth_profile",
     "plot_exemplars",
     "plot_explanation",
+    "plot_position_heatmaps",
     "plot_response_maps",
     "plot_response_matrix",
     "plot_selection",
