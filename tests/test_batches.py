@@ -8,8 +8,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from skarchetype import TorchLayerFeatures
-from skarchetype._batches import BatchFeeder, RowWriter, batch_reader, input_kind, stream
-from skarchetype._torch import map_batches
+from skarchetype._batches import (
+    BatchFeeder,
+    RowWriter,
+    batch_reader,
+    input_kind,
+    map_batches,
+    stream,
+)
 
 
 class Probe(nn.Module):
