@@ -101,6 +101,16 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     of a latent diffusion model): the assays work on the flattened coordinates, in C order,
     and ``dims`` limits the interventions to chosen coordinates or groups of them.
 
+    ``X`` may be an array, a tensor or a memory map, or be streamed batch by batch through
+    the input layer of :class:`TorchLayerFeatures`, in memory of the order of a batch plus
+    the latent codes: a map-style ``Dataset`` (read item by item, collated per
+    ``batch_size`` items), a ``DataLoader`` or any iterable of batches (used as it
+    batches; an iterator is read once, so pass it to ``fit_transform`` or a re-iterable
+    loader to ``fit`` then ``transform``). Batches are tensors or arrays of images, or
+    tuples such as ``(image, label)`` whose first element is the images. Without modules
+    to take them from, the device and dtype the models are fed with come from the first
+    batch; batches are checked as they stream (NaN, infinity, complex values).
+
     Parameters
     ----------
     encoder : callable
@@ -184,7 +194,8 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     sample_shape_ : tuple of int
         Shape of one input sample; ``inverse_transform`` returns this shape.
     n_features_in_ : int
-        Size of the second axis of ``X`` (channels for images).
+        Size of the second axis of ``X`` (channels for images). Not set by a fit on a
+        streamed input, whose batches are checked against ``latent_shape_`` instead.
 
     Examples
     --------
@@ -398,8 +409,9 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
-            Inputs the encoder accepts (e.g. images ``(n, c, h, w)``).
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
         y : Ignored
 
         Returns
@@ -411,7 +423,10 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None) -> np.ndarray:
-        """Fit and return the flat posterior means of ``X`` (the latent pool), (n_samples, d)."""
+        """Fit and return the flat posterior means of ``X`` (the latent pool), (n_samples, d).
+
+        ``X`` is read once, so a one-shot iterator of batches can be fitted and transformed.
+        """
         return to_numpy(self._fit(X)).copy()
 
     def _fit(self, X) -> torch.Tensor:
@@ -517,7 +532,9 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
 
         Returns
         -------
@@ -572,7 +589,9 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
         y : Ignored
 
         Returns
@@ -633,9 +652,14 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
+            Streamed inputs must yield their samples in a fixed order: a DataLoader with
+            ``shuffle=True`` is refused.
         factors : array-like of shape (n_samples, n_factors)
-            Ground-truth factor values of each sample (any comparable values).
+            Ground-truth factor values of each sample (any comparable values): row ``i``
+            belongs to the ``i``-th sample ``X`` yields.
         n_traversals : int, default=50
             Traversals drawn per factor (all of them when there are fewer).
         n_draws : int, default=32
@@ -720,8 +744,11 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
         factors : array-like of shape (n_samples, n_factors)
+            Row ``i`` belongs to the ``i``-th sample ``X`` yields.
         n_traversals, n_draws : int, default=50, 32
             As for :meth:`conditioned_response_matrix`.
 
