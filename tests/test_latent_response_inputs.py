@@ -6,7 +6,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from skarchetype import LatentResponse
 
@@ -27,6 +27,16 @@ class ConvAutoencoder(nn.Module):
 
     def decode(self, latents):
         return self.decoder(latents)
+
+
+class ImageStream(IterableDataset):
+    """The images one by one, as a stream with no length."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __iter__(self):
+        return iter(self.images)
 
 
 class CountingDataset(Dataset):
@@ -69,9 +79,11 @@ def model():
     loader,
     lambda images: loader(images, batch_size=5),  # batches of another size than batch_size
     lambda images: CountingDataset(images),
+    lambda images: ImageStream(images),
     lambda images: iter([images[:13], images[13:]]),
     lambda images: [(images[:20], torch.zeros(20)), (images[20:], torch.zeros(20))],
-], ids=["loader", "loader-of-5", "dataset-of-pairs", "iterator", "list-of-pairs"])
+], ids=["loader", "loader-of-5", "dataset-of-pairs", "iterable-dataset", "iterator",
+       "list-of-pairs"])
 def test_streamed_input_gives_the_results_of_the_tensor(model, make_input):
     images = image_tensor()
     reference = estimator(model).fit(images)
