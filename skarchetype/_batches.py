@@ -312,8 +312,11 @@ def batch_reader(X, batch_size: int):
 
     A reader iterates over host (or device) batches, has ``n_samples`` (None when unknown)
     and ``first()``, a list of the one batch that ``fit`` needs: one sample where ``X`` is
-    sliced or read item by item, the first batch of a loader.
+    sliced or read item by item, the first batch of a loader. A :class:`Lookahead` is its
+    own reader.
     """
+    if isinstance(X, Lookahead):
+        return X
     kind = input_kind(X)
     if kind in ("array", "columns"):
         return _RowReader(X, batch_size)
@@ -322,6 +325,35 @@ def batch_reader(X, batch_size: int):
     if kind == "items":
         return _ItemReader(X, batch_size)
     return _BatchReader(X)
+
+
+class Lookahead:
+    """A reader whose first batch is read ahead, for one pass over its batches.
+
+    What the input holds (its dtype, device, sample shape) can be seen in :attr:`head`
+    before the batches are fed, and the input is still read once: the batch read ahead is
+    the first one the pass yields, so a one-shot iterator loses nothing.
+    """
+
+    def __init__(self, reader):
+        self.n_samples = reader.n_samples
+        self.n_batches = reader.n_batches
+        self._batches = iter(reader)
+        #: The first batch, or None when the input gave none.
+        self.head = next(self._batches, None)
+
+    @property
+    def first_input(self):
+        """The model input of :attr:`head` (its first element for tuples)."""
+        return _model_input(self.head)
+
+    def first(self) -> list:
+        return [] if self.head is None else [self.head]
+
+    def __iter__(self):
+        if self.head is not None:
+            yield self.head
+        yield from self._batches
 
 
 def _model_input(batch):
@@ -492,8 +524,8 @@ class BatchFeeder:
             host, fresh = array, False
         if self.check_finite and host.is_floating_point() and host.device.type == "cpu":
             check_finite(host)
-        floating = host.is_floating_point()
-        cast = self.dtype is not None and self._casts("f" if floating else "i")
+        kind = "f" if host.is_floating_point() else "c" if host.is_complex() else "i"
+        cast = self.dtype is not None and self._casts(kind)  # complex values are never cast
         dtype = self.dtype if cast else host.dtype
         if pin and host.device.type == "cpu":
             if not host.is_pinned():
@@ -538,6 +570,34 @@ def stream(
             "X gave no samples: an empty input, or an iterator already used up (by an earlier "
             "fit, for instance). Pass a DataLoader or another input that can be read again."
         )
+
+
+def map_batches(
+    function: Callable[[torch.Tensor], object],
+    X,
+    *,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    verbose: int = 0,
+    description: str = "batches",
+) -> Iterator[tuple[slice, object]]:
+    """Apply ``function`` to batches of ``X`` moved to ``device``, under inference mode.
+
+    ``X`` is any input of :func:`batch_reader` (an array, a read-only memory map read one
+    batch at a time, a tensor on any device, a Dataset, a DataLoader, an iterable of
+    batches) or a :class:`Lookahead`. Each batch is a copy, so that a function writing into
+    its input (a module with in-place operations) leaves ``X`` as it was; its floating and
+    integer tensors are cast to ``dtype`` when it is given, and ``function`` receives its
+    model input (the first element of an ``(image, label)`` tuple). Yields
+    ``(rows, function(batch))``; ``verbose`` prints a line per batch or two seconds.
+    """
+    batches = stream(
+        batch_reader(X, batch_size), BatchFeeder(device, dtype, cast_integers=True),
+        verbose=verbose, description=description, bar=False,
+    )
+    for rows, batch in batches:
+        yield rows, function(batch)
 
 
 class RowWriter:

@@ -25,15 +25,16 @@ from sklearn.base import (
 from sklearn.utils import Bunch, check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from torch.utils.data import DataLoader, RandomSampler
 
 from ._autoencoder_outputs import read_output
+from ._batches import Lookahead, batch_reader, describe_batch, input_kind, map_batches
 from ._interventions import cycled_permutations, intervention_groups, response_differences
 from ._response_maps import SliceGrid, map_summaries
 from ._torch import (
     check_finite,
     evaluation_mode,
     is_tensor,
-    map_batches,
     resolve_device,
     to_numpy,
     torch_dtype,
@@ -99,6 +100,16 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     Latents may have any shape ``(n, *latent_shape)`` (e.g. ``(n, 4, 32, 32)`` for the VAE
     of a latent diffusion model): the assays work on the flattened coordinates, in C order,
     and ``dims`` limits the interventions to chosen coordinates or groups of them.
+
+    ``X`` may be an array, a tensor or a memory map, or be streamed batch by batch through
+    the input layer of :class:`TorchLayerFeatures`, in memory of the order of a batch plus
+    the latent codes: a map-style ``Dataset`` (read item by item, collated per
+    ``batch_size`` items), a ``DataLoader`` or any iterable of batches (used as it
+    batches; an iterator is read once, so pass it to ``fit_transform`` or a re-iterable
+    loader to ``fit`` then ``transform``). Batches are tensors or arrays of images, or
+    tuples such as ``(image, label)`` whose first element is the images. Without modules
+    to take them from, the device and dtype the models are fed with come from the first
+    batch; batches are checked as they stream (NaN, infinity, complex values).
 
     Parameters
     ----------
@@ -183,7 +194,8 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     sample_shape_ : tuple of int
         Shape of one input sample; ``inverse_transform`` returns this shape.
     n_features_in_ : int
-        Size of the second axis of ``X`` (channels for images).
+        Size of the second axis of ``X`` (channels for images). Not set by a fit on a
+        streamed input, whose batches are checked against ``latent_shape_`` instead.
 
     Examples
     --------
@@ -269,13 +281,14 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         return evaluation_mode(*self._protected_modules())
 
-    def _place(self, X) -> None:
-        """Resolve the device and dtype the models are fed with."""
+    def _place(self, sample) -> None:
+        """Resolve the device and dtype the models are fed with, from the modules or else
+        from ``sample``: the input array, or the first batch of a streamed input."""
         device, dtype = _parameter_placement(self._protected_modules())
         if self.device != "auto" or device is None:
-            device = resolve_device(self.device, X)
+            device = resolve_device(self.device, sample)
         self._device = device
-        self._dtype = dtype if dtype is not None else torch_dtype(X.dtype)
+        self._dtype = dtype if dtype is not None else torch_dtype(sample.dtype)
 
     def _encode(self, batch: torch.Tensor, source: str = "inputs") -> torch.Tensor:
         """Posterior means of a batch, shaped as the encoder gives them: (n, *latent_shape)."""
@@ -294,8 +307,19 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return self._encode(self._decode(Z), "decoded samples").reshape(len(Z), -1)
 
     # ------------------------------------------------------------------ reading inputs
-    def _validate_input(self, X, *, reset: bool):
-        """Check ``X`` (array or tensor, 2-D or more) and record or compare its features."""
+    def _validate_input(self, X, *, reset: bool) -> tuple[object, bool]:
+        """Check ``X`` and record or compare its features; also say whether ``X`` is streamed.
+
+        Arrays and tensors (2-D or more) are checked whole. Datasets, DataLoaders and
+        iterables of batches are left unread, their batches checked as they stream; as in
+        :class:`TorchLayerFeatures`, a fit on them records no ``n_features_in_`` (the
+        latent shape of the fit is what later batches are checked against).
+        """
+        if input_kind(X) != "array":
+            if reset:
+                for attribute in ("n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(attribute, None)
+            return X, True
         if is_tensor(X):
             X = _real_tensor(X, "X")
             if X.ndim < 2 or len(X) == 0:
@@ -304,25 +328,31 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                     f"two dimensions; got shape {tuple(X.shape)}."
                 )
             check_finite(X)
-            return validate_data(self, X, skip_check_array=True, reset=reset)
+            return validate_data(self, X, skip_check_array=True, reset=reset), False
         _refuse_complex(X, "X")
-        return validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32), reset=reset)
+        X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32), reset=reset)
+        return X, False
 
-    def _map_input(self, function, X, description: str):
-        """Apply ``function`` to batches of the input ``X``: the one place where X is read."""
+    def _map_input(self, function, X, description: str, *, streamed: bool):
+        """Apply ``function`` to batches of the input ``X``: the one place where X is read.
+
+        The batches of a streamed input are checked first, as an array is checked whole.
+        """
+        checked = (lambda batch: function(_checked_batch(batch))) if streamed else function
         return map_batches(
-            function, X, batch_size=self.batch_size, device=self._device, dtype=self._dtype,
+            checked, X, batch_size=self.batch_size, device=self._device, dtype=self._dtype,
             verbose=self.verbose, description=description,
         )
 
-    def _encode_all(self, X, latent_shape=None) -> tuple[torch.Tensor, tuple[int, ...]]:
+    def _encode_all(self, X, latent_shape=None, *, streamed: bool = False
+                    ) -> tuple[torch.Tensor, tuple[int, ...]]:
         """Flat posterior means of every sample of ``X`` on the model device, and their shape.
 
         ``latent_shape``: the shape every latent code must have (that of the fit), or None
         to take it from the first batch.
         """
         parts = []
-        for _, latents in self._map_input(self._encode, X, "encoding"):
+        for _, latents in self._map_input(self._encode, X, "encoding", streamed=streamed):
             latent_shape = _check_latent_shape(latents, latent_shape)
             parts.append(latents.reshape(len(latents), -1))
         return torch.cat(parts), latent_shape
@@ -344,7 +374,8 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return Z.reshape(len(Z), self.n_latent_)
 
     def _map_latents(self, function, Z, description: str) -> np.ndarray:
-        """Apply ``function`` to batches of flat latents ``Z`` and gather the numpy result."""
+        """Apply ``function`` to batches of flat latents ``Z`` (an array, or an iterable of
+        batches of them) and gather the numpy result."""
         parts = [to_numpy(out) for _, out in map_batches(
             function, Z, batch_size=self.batch_size, device=self._device, dtype=self._dtype,
             verbose=self.verbose, description=description,
@@ -378,8 +409,9 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
-            Inputs the encoder accepts (e.g. images ``(n, c, h, w)``).
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
         y : Ignored
 
         Returns
@@ -391,16 +423,22 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None) -> np.ndarray:
-        """Fit and return the flat posterior means of ``X`` (the latent pool), (n_samples, d)."""
+        """Fit and return the flat posterior means of ``X`` (the latent pool), (n_samples, d).
+
+        ``X`` is read once, so a one-shot iterator of batches can be fitted and transformed.
+        """
         return to_numpy(self._fit(X)).copy()
 
     def _fit(self, X) -> torch.Tensor:
-        X = self._validate_input(X, reset=True)
-        self._place(X)
-        self.sample_shape_ = tuple(X.shape[1:])
+        X, streamed = self._validate_input(X, reset=True)
+        # the first batch is read ahead, so that a one-shot iterator is still read once
+        batches = Lookahead(batch_reader(X, self.batch_size))
+        first = _first_images(batches)
+        self._place(first)
+        self.sample_shape_ = tuple(first.shape[1:])
         rng = check_random_state(self.random_state)
         with self._assay_mode():
-            latents, self.latent_shape_ = self._encode_all(X)
+            latents, self.latent_shape_ = self._encode_all(batches, streamed=streamed)
             self.n_latent_ = latents.shape[1]
             groups = intervention_groups(self.dims, self.latent_shape_)
             fixed = None if isinstance(self.intervention, str) else self._fixed_values(latents)
@@ -494,16 +532,18 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
 
         Returns
         -------
         ndarray of shape (n_samples, n_latent)
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
+        X, streamed = self._validate_input(X, reset=False)
         with self._assay_mode():
-            return to_numpy(self._encode_all(X, self.latent_shape_)[0])
+            return to_numpy(self._encode_all(X, self.latent_shape_, streamed=streamed)[0])
 
     def inverse_transform(self, X) -> np.ndarray:
         """Decode latent codes into samples shaped like the input seen at fit.
@@ -549,7 +589,9 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
         y : Ignored
 
         Returns
@@ -557,11 +599,11 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         float
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
+        X, streamed = self._validate_input(X, reset=False)
         count, residual, mean, spread = 0, 0.0, 0.0, 0.0
         with self._assay_mode():
             for _, (n, batch_residual, batch_mean, batch_spread) in self._map_input(
-                self._reconstruction_terms, X, "scoring"
+                self._reconstruction_terms, X, "scoring", streamed=streamed
             ):
                 # Chan et al.'s pairwise update: the centred sum of squares, batch by batch.
                 total = count + n
@@ -610,9 +652,14 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
+            Streamed inputs must yield their samples in a fixed order: a DataLoader with
+            ``shuffle=True`` is refused.
         factors : array-like of shape (n_samples, n_factors)
-            Ground-truth factor values of each sample (any comparable values).
+            Ground-truth factor values of each sample (any comparable values): row ``i``
+            belongs to the ``i``-th sample ``X`` yields.
         n_traversals : int, default=50
             Traversals drawn per factor (all of them when there are fewer).
         n_draws : int, default=32
@@ -631,13 +678,16 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         for name, count in (("n_traversals", n_traversals), ("n_draws", n_draws)):
             if not (isinstance(count, Integral) and count >= 1):
                 raise ValueError(f"{name} must be a positive integer; got {count!r}.")
-        X = self._validate_input(X, reset=False)
-        factors = self._check_factors(X, factors)
+        X, streamed = self._validate_input(X, reset=False)
+        _refuse_shuffled(X)
+        batches = batch_reader(X, self.batch_size)
+        factors = _check_factors(factors, batches.n_samples)
         rng = check_random_state(self.random_state)
         groups = intervention_groups(self.dims, self.latent_shape_)
         scales = self._column_scales()
         with self._assay_mode():
-            latents, _ = self._encode_all(X, self.latent_shape_)
+            latents, _ = self._encode_all(batches, self.latent_shape_, streamed=streamed)
+            _check_factors(factors, len(latents))
             scales = latents.new_ones(self.n_latent_) if scales is None else latents.new_tensor(
                 scales)
             traversals = [
@@ -651,15 +701,6 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         for k, entries in enumerate(traversals):
             padded[k, :len(entries)] = entries
         return padded
-
-    def _check_factors(self, X, factors) -> np.ndarray:
-        factors = check_array(factors, dtype=None, ensure_all_finite=False, input_name="factors")
-        if len(factors) != len(X):
-            raise ValueError(
-                f"factors must have one row per sample of X: X has {len(X)} samples, factors "
-                f"has {len(factors)} rows."
-            )
-        return factors
 
     def _traversal_responses(self, latents, factors, k, groups, scales, n_traversals,
                              n_draws, rng) -> np.ndarray:
@@ -703,8 +744,11 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, ...)
+        X : array-like, tensor, Dataset, DataLoader or iterable of batches
+            Inputs the encoder accepts, of shape (n_samples, ...) (e.g. images
+            ``(n, c, h, w)``); see the class docstring for streamed inputs.
         factors : array-like of shape (n_samples, n_factors)
+            Row ``i`` belongs to the ``i``-th sample ``X`` yields.
         n_traversals, n_draws : int, default=50, 32
             As for :meth:`conditioned_response_matrix`.
 
@@ -767,8 +811,8 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         axes = _map_axes(base[[a, b]], extent, bounds, n_grid)
         grid = SliceGrid(base.astype(self.latents_.dtype), (a, b), axes)
         with self._assay_mode():
-            responses = self._map_latents(lambda Z: self._respond(Z)[:, [a, b]], grid,
-                                          "response map")
+            responses = self._map_latents(lambda Z: self._respond(Z)[:, [a, b]],
+                                          grid.batches(self.batch_size), "response map")
         field = (responses - grid.values).astype(np.float64).reshape(n_grid, n_grid, 2)
         steps = (axes[0][1] - axes[0][0], axes[1][1] - axes[1][0])
         return Bunch(coordinates=axes, field=field, **map_summaries(field, steps),
@@ -809,6 +853,61 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 f"{base.shape}."
             )
         return base.ravel()
+
+
+def _first_images(batches: Lookahead):
+    """The images of the first batch of an input, which the placement and the fit read."""
+    if batches.head is None:
+        raise ValueError(
+            "X gave no samples: an empty input, or an iterator already used up (by an earlier "
+            "fit, for instance). Pass a DataLoader or another input that can be read again."
+        )
+    return _checked_batch(batches.first_input)
+
+
+def _checked_batch(batch):
+    """A streamed batch of images, refused when it is not one: the checks an array gets whole."""
+    if not (is_tensor(batch) or isinstance(batch, np.ndarray)):
+        raise TypeError(
+            f"X: LatentResponse reads batches of images, as tensors or arrays; got "
+            f"{describe_batch(batch)}. Make the Dataset or DataLoader yield tensors or "
+            f"(image, label) tuples."
+        )
+    _refuse_complex(batch, "X")
+    if isinstance(batch, np.ndarray) and batch.dtype.kind not in "biuf":
+        raise TypeError(
+            f"X: a batch holds {batch.dtype} values; LatentResponse needs numbers (convert the "
+            f"images to tensors in the Dataset, e.g. with a transform)."
+        )
+    if batch.ndim < 2:
+        raise ValueError(
+            f"X: a batch has shape {tuple(batch.shape)}; batches must have shape "
+            f"(batch_size, ...) with at least two dimensions (add a feature axis)."
+        )
+    if is_tensor(batch) and batch.is_floating_point():
+        check_finite(batch)
+    return batch
+
+
+def _refuse_shuffled(X) -> None:
+    """Refuse a shuffling DataLoader, whose samples no rows of factors can follow."""
+    if isinstance(X, DataLoader) and isinstance(X.sampler, RandomSampler):
+        raise ValueError(
+            "X: a DataLoader with shuffle=True yields its samples in a new random order on "
+            "every pass, which the rows of factors cannot follow. Pass a DataLoader with "
+            "shuffle=False (factors row i is the i-th sample it yields)."
+        )
+
+
+def _check_factors(factors, n_samples: int | None) -> np.ndarray:
+    """``factors`` as an array of one row per sample of X (``n_samples``, None when unknown)."""
+    factors = check_array(factors, dtype=None, ensure_all_finite=False, input_name="factors")
+    if n_samples is not None and len(factors) != n_samples:
+        raise ValueError(
+            f"factors must have one row per sample of X, in the order X yields them: X has "
+            f"{n_samples} samples, factors has {len(factors)} rows."
+        )
+    return factors
 
 
 def _check_model_output(output: torch.Tensor, inputs: torch.Tensor, role: str, source: str):

@@ -6,7 +6,11 @@ latent (a diffusion VAE's 4 x 32 x 32) never holds n_grid^2 full latent codes at
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+
+from ._torch import batch_slices
 
 # Guards the normalisation of a vanishing response field (mean curvature) against 0 / 0.
 _FIELD_EPS = 1e-12
@@ -33,10 +37,14 @@ class SliceGrid:
     def __len__(self) -> int:
         return len(self.values)
 
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        points = np.repeat(self.base[None], len(self.values[rows]), axis=0)
-        points[:, list(self.dims)] = self.values[rows]
-        return points
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """The grid's latents in order, as (at most ``batch_size``, d) blocks made on demand:
+        an iterable of batches for the input layer, which would read an indexable object
+        item by item."""
+        for rows in batch_slices(len(self.values), batch_size):
+            points = np.repeat(self.base[None], rows.stop - rows.start, axis=0)
+            points[:, list(self.dims)] = self.values[rows]
+            yield points
 
 
 def map_summaries(field: np.ndarray, steps: tuple[float, float]) -> dict:

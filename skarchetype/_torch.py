@@ -10,7 +10,7 @@ import contextlib
 import itertools
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -166,30 +166,3 @@ def evaluation_mode(*modules):
             if sub.training != training:
                 sub.train(training)
 
-
-def map_batches(
-    function: Callable[[torch.Tensor], object],
-    X,
-    *,
-    batch_size: int,
-    device: torch.device,
-    dtype: torch.dtype | None = None,
-    verbose: int = 0,
-    description: str = "batches",
-) -> Iterator[tuple[slice, object]]:
-    """Apply ``function`` to batches of ``X`` moved to ``device``, under inference mode.
-
-    ``X`` may be a numpy array, a read-only memory map (read one batch at a time) or a
-    tensor on any device, or any other input of :func:`skarchetype._batches.batch_reader`.
-    Each batch is a copy, so that a function writing into its input (a module with in-place
-    operations) leaves ``X`` as it was; batches are cast to ``dtype`` when it is given.
-    Yields ``(rows, function(batch))``; ``verbose`` prints a line per batch or two seconds.
-    """
-    from ._batches import BatchFeeder, batch_reader, stream  # the input layer imports this module
-
-    batches = stream(
-        batch_reader(X, batch_size), BatchFeeder(device, dtype, cast_integers=True),
-        verbose=verbose, description=description, bar=False,
-    )
-    for rows, batch in batches:
-        yield rows, function(batch)

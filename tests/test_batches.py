@@ -8,8 +8,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from skarchetype import TorchLayerFeatures
-from skarchetype._batches import BatchFeeder, RowWriter, batch_reader, input_kind, stream
-from skarchetype._torch import map_batches
+from skarchetype._batches import (
+    BatchFeeder,
+    RowWriter,
+    batch_reader,
+    input_kind,
+    map_batches,
+    stream,
+)
 
 
 class Probe(nn.Module):
@@ -505,3 +511,9 @@ def test_progress_of_an_input_without_length_counts_rows(vectors, capsys, monkey
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[skarchetype] TorchLayerFeatures: 1 batches, 6 rows, ")
     assert "left" not in lines[0]
+
+
+def test_complex_tensors_are_never_cast_to_the_real_dtype():
+    feeder = BatchFeeder(torch.device("cpu"), torch.float64, cast_integers=True)
+    inputs, _ = feeder.inputs(torch.ones(2, 3, dtype=torch.complex64) * 1j)
+    assert inputs.dtype == torch.complex64 and inputs.imag.sum() == 6
