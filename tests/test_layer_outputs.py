@@ -8,6 +8,7 @@ import pytest
 import torch
 from sklearn.pipeline import Pipeline
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from skarchetype import ArchetypalAnalysis, TorchLayerFeatures
 from skarchetype._batches import batch_length
@@ -472,6 +473,61 @@ def test_bert_layers_give_the_mean_of_their_tokens_without_padding(hf_models, rn
     for layer_pooled, state in zip(pooled, states[1:], strict=True):
         expected = (state * weights).sum(dim=1) / weights.sum(dim=1)
         torch.testing.assert_close(layer_pooled, expected, rtol=1e-4, atol=1e-5)
+
+
+class DictRows(Dataset):
+    """Row ``index`` of each tensor of a tokenizer-style dict, as one dict item."""
+
+    def __init__(self, columns):
+        self.columns = columns
+
+    def __len__(self):
+        return len(self.columns["input_ids"])
+
+    def __getitem__(self, index):
+        return {key: value[index] for key, value in self.columns.items()}
+
+
+@pytest.fixture
+def padded_sentences(rng):
+    """A tokenizer's output for 7 sentences of 2 to 8 tokens, padded with id 0 to 8 tokens."""
+    lengths = np.array([8, 2, 5, 3, 8, 6, 4])
+    mask = torch.as_tensor(np.arange(8) < lengths[:, None]).long()
+    ids = torch.as_tensor(rng.integers(1, 100, size=(7, 8))) * mask
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.mark.parametrize("pooling", ["mean", "auto"])
+@pytest.mark.parametrize("feed", ["dict", "dataloader"])
+def test_bert_features_are_the_masked_means_of_its_hidden_states(
+    hf_models, padded_sentences, pooling, feed
+):
+    bert = hf_models.tiny_bert()
+    X = padded_sentences if feed == "dict" else DataLoader(DictRows(padded_sentences),
+                                                           batch_size=3)
+    layers = ("encoder.layer.0", "encoder.layer.1")
+    features = TorchLayerFeatures(bert, layers, pooling=pooling, batch_size=3).fit_transform(X)
+    states = hidden_states(bert, **padded_sentences).hidden_states
+    weights = padded_sentences["attention_mask"].unsqueeze(-1).float()
+    expected = torch.cat([(state * weights).sum(dim=1) / weights.sum(dim=1)
+                          for state in states[1:]], dim=1)
+    np.testing.assert_allclose(features, expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("feed", ["dict", "dataloader"])
+def test_bert_receives_the_token_ids_unchanged_as_int64(hf_models, padded_sentences, feed):
+    bert = hf_models.tiny_bert()
+    received = []
+    bert.register_forward_pre_hook(
+        lambda module, args, kwargs: received.append(kwargs["input_ids"]), with_kwargs=True
+    )
+    X = padded_sentences if feed == "dict" else DataLoader(DictRows(padded_sentences),
+                                                           batch_size=3)
+    features = TorchLayerFeatures(bert, "encoder.layer.1", pooling="mean", batch_size=3).fit(X)
+    received.clear()
+    features.transform(X)
+    assert {ids.dtype for ids in received} == {torch.int64}
+    torch.testing.assert_close(torch.cat(received), padded_sentences["input_ids"], rtol=0, atol=0)
 
 
 # --- the network runs once per sample: cache=True -------------------------------------------
