@@ -35,7 +35,8 @@ VOCABULARY = 2 + N_TOPICS * TOPIC_WORDS + FILLERS
 
 
 def sentences(n, rng):
-    """Token ids (n, MAX_LENGTH) padded with PAD, attention masks, and topics."""
+    """A tokenizer-style dict of token ids (n, MAX_LENGTH) padded with PAD and their
+    attention masks, and the topic of each sentence."""
     topics = rng.integers(N_TOPICS, size=n)
     ids = np.full((n, MAX_LENGTH), PAD)
     for row, topic in enumerate(topics):
@@ -47,12 +48,14 @@ def sentences(n, rng):
             2 + N_TOPICS * TOPIC_WORDS + rng.integers(FILLERS, size=length - 1),
         )
         ids[row, : length] = [CLS, *words]
-    return torch.from_numpy(ids), torch.from_numpy((ids != PAD).astype(np.int64)), topics
+    batch = {"input_ids": torch.from_numpy(ids),
+             "attention_mask": torch.from_numpy((ids != PAD).astype(np.int64))}
+    return batch, topics
 
 
 rng = np.random.default_rng(0)
-train_ids, train_mask, train_topics = sentences(1500, rng)
-ids, mask, topics = sentences(600, rng)
+train, train_topics = sentences(1500, rng)
+held_out, topics = sentences(600, rng)
 
 torch.manual_seed(0)
 bert = transformers.BertModel(transformers.BertConfig(
@@ -61,59 +64,47 @@ bert = transformers.BertModel(transformers.BertConfig(
 ))
 
 # %%
-# Sentence embeddings of every layer
-# ----------------------------------
-# The module below takes token ids and attention masks packed in one tensor
-# ``(n, 2, tokens)`` and returns the masked mean of the token states of the embeddings
-# and of each encoder layer, one :class:`MaskedMean` submodule per layer: those are the
-# layers that :class:`~skarchetype.TorchLayerFeatures` reads.
+# Training the encoder to tell the topics
+# ---------------------------------------
+# A linear head on the sentence embedding of the last layer, the mean of its token
+# states over the real tokens, learns the topic; the encoder learns with it.
+head = nn.Linear(bert.config.hidden_size, N_TOPICS)
 
 
-class MaskedMean(nn.Module):
-    """The mean of token states ``(n, tokens, dim)`` over the tokens that ``mask`` keeps."""
-
-    def forward(self, states, mask):
-        weights = mask.unsqueeze(-1).to(states.dtype)
-        return (states * weights).sum(dim=1) / weights.sum(dim=1)
+def topic_logits(batch):
+    states = bert(**batch).last_hidden_state
+    weights = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+    return head((states * weights).sum(dim=1) / weights.sum(dim=1))
 
 
-class SentenceEmbeddings(nn.Module):
-    def __init__(self, encoder, n_classes):
-        super().__init__()
-        self.encoder = encoder
-        n_states = encoder.config.num_hidden_layers + 1
-        self.sentence = nn.ModuleList(MaskedMean() for _ in range(n_states))
-        self.head = nn.Linear(encoder.config.hidden_size, n_classes)
-
-    def forward(self, packed):
-        ids, mask = packed.long().unbind(dim=1)  # whole numbers, whatever the dtype fed
-        states = self.encoder(input_ids=ids, attention_mask=mask,
-                              output_hidden_states=True).hidden_states
-        embeddings = [mean(state, mask) for mean, state in zip(self.sentence, states, strict=True)]
-        return self.head(embeddings[-1])
-
-
-model = SentenceEmbeddings(bert, N_TOPICS)
-packed_train = torch.stack([train_ids, train_mask], dim=1)
-packed = torch.stack([ids, mask], dim=1)
-
-optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+optimizer = torch.optim.Adam([*bert.parameters(), *head.parameters()], lr=3e-3)
 targets = torch.from_numpy(train_topics)
-model.train()
+bert.train()
 for _ in range(150):
-    batch = torch.from_numpy(rng.integers(len(packed_train), size=64))
-    loss = nn.functional.cross_entropy(model(packed_train[batch]), targets[batch])
+    rows = torch.from_numpy(rng.integers(len(targets), size=64))
+    loss = nn.functional.cross_entropy(
+        topic_logits({key: value[rows] for key, value in train.items()}), targets[rows]
+    )
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-model.eval()
+bert.eval()
 with torch.no_grad():
-    accuracy = (model(packed).argmax(dim=1).numpy() == topics).mean()
+    accuracy = (topic_logits(held_out).argmax(dim=1).numpy() == topics).mean()
 print(f"held-out topic accuracy {accuracy:.3f}")
 
-layers = tuple(f"sentence.{index}" for index in range(len(model.sentence)))
-features = TorchLayerFeatures(model, layers).fit(packed)
-activations = features.transform(packed)
+# %%
+# Sentence embeddings of every layer
+# ----------------------------------
+# :class:`~skarchetype.TorchLayerFeatures` takes the tokenizer-style dict as it is and
+# calls ``bert(**batch)`` on each batch of its rows: the token ids reach the model as
+# integers. ``pooling="mean"`` averages each layer's token states over the tokens that
+# the batch's ``attention_mask`` keeps, so the padding is left out. A
+# :class:`~torch.utils.data.DataLoader` of such dict batches (a tokenized dataset, say)
+# is read the same way.
+layers = ("embeddings", *(f"encoder.layer.{index}" for index in range(3)))
+features = TorchLayerFeatures(bert, layers, pooling="mean").fit(held_out)
+activations = features.transform(held_out)
 names = ["embeddings"] + [f"layer {index}" for index in range(1, len(layers))]
 by_layer = {name: activations[:, features.layer_slices_[layer]]
             for name, layer in zip(names, layers, strict=True)}
