@@ -118,7 +118,7 @@ def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candid
     scaled to the archetype's share of the data. ``out``, of the shape of ``S^T``, is
     overwritten.
     """
-    gradient = data.inner(St @ St.T @ Z - SX, out=out)
+    gradient = data.inner(data.all_sum(St @ St.T) @ Z - SX, out=out)
     mine, inside = data.owned(ws.indices)
     multiplier = data.all_sum((C[:, mine] * gradient[:, inside]).sum(dim=1)) / C.sum(dim=1)
     improvement = gradient.neg_().add_(multiplier[:, None])

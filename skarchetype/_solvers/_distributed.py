@@ -140,10 +140,13 @@ def agree(check, fingerprint, group=None):
         differing = sorted({
             key for print_ in prints for key in print_ if print_[key] != prints[0][key]
         })
-        values = {key: [print_[key] for print_ in prints] for key in differing}
+        by_rank = "; ".join(
+            f"rank {rank}: { {key: print_[key] for key in differing} }"
+            for rank, print_ in enumerate(prints)
+        )
         raise ShardError(
-            f"distributed fit stopped: the ranks disagree on {differing}; by rank: {values}. "
-            "Every rank must pass the same parameters and data with the same features."
+            f"distributed fit stopped: the ranks disagree on {differing} ({by_rank}). Every "
+            "rank must pass the same parameters and data with the same number of features."
         )
     return result, [size for _, _, size in reports]
 
