@@ -117,9 +117,10 @@ def distributed_fits(request, tmp_path_factory):
 # squares), and sums over shards round differently from sums over all rows, so two
 # float32 fits of one optimum stop at different points of a slow final approach: on these
 # data their explained variances were measured up to 1.1e-4 apart (SSEs 2 % apart, the
-# SSE being 0.5 % of the total) and their archetypes up to 7e-3 (data of unit scale).
+# SSE being 0.5 % of the total) and their archetypes up to 2.3e-2 (data of unit scale,
+# random init, where one archetype moves slowly along a flat direction).
 # float32 is therefore compared by the explained variance, with a margin over that.
-TOLERANCES = {"float64": (1e-6, 1e-5), "float32": (5e-4, 2e-2)}
+TOLERANCES = {"float64": (1e-6, 1e-5), "float32": (5e-4, 5e-2)}
 
 
 def _assert_same_fit(fit, expected, dtype):
