@@ -29,6 +29,13 @@ from ._solvers import (
     simplex_least_squares,
     squared_error,
 )
+from ._solvers._distributed import (
+    DistributedRows,
+    agree,
+    array_fingerprint,
+    broadcast,
+    check_process_group,
+)
 from ._torch import as_tensor, check_finite, is_tensor, resolve_device, to_numpy, torch_dtype
 from ._validation import check_numeric_columns
 
@@ -100,7 +107,21 @@ n_features), default="furthest_sum"
         device of a tensor input, otherwise CUDA when available, otherwise the CPU.
     n_jobs : int or None, default=None
         Number of starts (``n_init``) run in parallel threads; the torch threads are
-        shared out among them so that the cores are never oversubscribed.
+        shared out among them so that the cores are never oversubscribed. Ignored
+        when ``distributed``: the starts then run one after the other.
+    distributed : bool, default=False
+        Fit across the processes of the initialised default ``torch.distributed``
+        process group (gloo on CPUs, NCCL on GPUs), each calling ``fit`` with its own
+        rows (at least one, any number per process) and the same parameters. The data
+        are the processes' rows in rank order; they are never gathered: each iteration
+        exchanges ``O(K D + K^2)`` numbers and a few candidate rows. Every process ends
+        with the same ``archetypes_``, ``explained_variance_``, ``n_iter_`` and
+        ``loss_curve_``, equal (to rounding) to a one-process fit of all the rows with
+        the same ``random_state``; ``coefficients_`` holds the process's own rows and
+        ``archetype_weights_`` indexes rows globally in rank order. A check failing in
+        one process raises in all. ``transform`` and ``score`` stay local.
+        With ``random_state=None`` every process uses the seeds of rank 0.
+        See :doc:`/user_guide/distributed`.
     random_state : int, RandomState instance or None, default=None
         Seed of the initialisations.
     verbose : int, default=0
@@ -115,7 +136,9 @@ n_features), default="furthest_sum"
     coefficients_ : ndarray of shape (n_samples, n_archetypes)
         ``S``: each training sample's weights on the archetypes, solved exactly per row.
     archetype_weights_ : scipy.sparse.csr_array of shape (n_archetypes, n_samples)
-        ``C``: each archetype's weights on the training samples (very sparse).
+        ``C``: each archetype's weights on the training samples (very sparse). With
+        ``distributed=True``, ``n_samples`` counts the rows of all processes, numbered
+        in rank order (rank 0's rows first).
     mean_ : ndarray of shape (n_features,)
         Mean of the training data.
     explained_variance_ : float
@@ -168,6 +191,7 @@ n_features), default="furthest_sum"
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str, torch.device],
         "n_jobs": [Integral, None],
+        "distributed": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -185,6 +209,7 @@ n_features), default="furthest_sum"
         batch_size=None,
         device="auto",
         n_jobs=None,
+        distributed=False,
         random_state=None,
         verbose=0,
     ):
@@ -198,6 +223,7 @@ n_features), default="furthest_sum"
         self.batch_size = batch_size
         self.device = device
         self.n_jobs = n_jobs
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
 
@@ -233,11 +259,11 @@ n_features), default="furthest_sum"
         return self.fit(X).coefficients_.copy()
 
     def _fit(self, X):
-        X = self._validate(X, reset=True)
-        if self.n_archetypes > X.shape[0]:
+        X, n_samples = self._training_data(X)
+        if self.n_archetypes > n_samples:
             raise ValueError(
                 f"n_archetypes={self.n_archetypes} must be at most the number of samples, "
-                f"but X has n_samples={X.shape[0]}; lower n_archetypes or pass more samples."
+                f"but X has n_samples={n_samples}; lower n_archetypes or pass more samples."
             )
         initial_archetypes = self._initial_archetypes()
         device, dtype = resolve_device(self.device, X), torch_dtype(X.dtype)
@@ -246,13 +272,46 @@ n_features), default="furthest_sum"
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
         if initial_archetypes is not None:
             seeds = seeds[:1]
+        if self.distributed:
+            seeds = broadcast(seeds)
         fits = self._run_starts(data, seeds, initial_archetypes)
         best = min(fits, key=lambda fit: fit.sse)
         if dtype != data.dtype:
             del data, fits  # the float32 copy of the data goes before the float64 one comes
-            data = CentredRows(X, device, dtype, block_size=self.batch_size)
+            data = self._rows(X, device, dtype)
             best = self._finish(data, best)
         self._store(data, best)
+
+    def _training_data(self, X):
+        """The validated ``X`` and the number of samples of all processes together,
+        after every process has passed its checks and agreed on the parameters."""
+        if not self.distributed:
+            X = self._validate(X, reset=True)
+            return X, X.shape[0]
+        check_process_group()
+        X, shard_sizes = agree(lambda: self._validate(X, reset=True), self._fingerprint)
+        return X, sum(shard_sizes)
+
+    def _fingerprint(self, X) -> dict:
+        """What every process of a distributed fit must share: the parameters that
+        steer the solver, the number of features and the dtype."""
+        params = {
+            name: getattr(self, name)
+            for name in ("n_archetypes", "n_init", "max_iter", "tol", "delta", "precision")
+        }
+        params["init"] = (
+            self.init if isinstance(self.init, str) else array_fingerprint(np.asarray(self.init))
+        )
+        if isinstance(self.random_state, Integral):  # otherwise rank 0's seeds are used
+            params["random_state"] = self.random_state
+        return {**params, "n_features": X.shape[1], "dtype": str(torch_dtype(X.dtype))}
+
+    def _rows(self, X, device, dtype) -> CentredRows:
+        """The centred training data: this process's shard of all processes' rows
+        when ``distributed``."""
+        if self.distributed:
+            return DistributedRows(X, device, dtype, block_size=self.batch_size)
+        return CentredRows(X, device, dtype, block_size=self.batch_size)
 
     def _validate(self, X, reset: bool):
         """Check ``X`` and return a 2-D float32/float64 numpy array, memmap or tensor."""
@@ -322,7 +381,8 @@ n_features), default="furthest_sum"
 
     def _run_starts(self, data: CentredRows, seeds, initial_archetypes):
         """Run every start, in threads sharing the torch threads when ``n_jobs`` asks."""
-        n_jobs = min(len(seeds), self.n_jobs or 1)
+        # a distributed start's collectives must run in the same order in every process
+        n_jobs = 1 if self.distributed else min(len(seeds), self.n_jobs or 1)
         if n_jobs <= 1:
             return [self._run_start(data, seed, initial_archetypes) for seed in seeds]
         threads = torch.get_num_threads()
@@ -342,7 +402,7 @@ n_features), default="furthest_sum"
         else:
             centred = as_tensor(initial_archetypes, data.device, data.dtype) - data.mean
             distances = data.squared_norms - 2 * data.inner(centred)
-            rows = to_numpy(distances.argmin(dim=1))
+            rows = data.argmax(-distances)
         fit = fit_archetypes(
             data, rows, initial_archetypes=centred, delta=self.delta, max_iter=self.max_iter,
             tol=self.tol, verbose=self.verbose,
@@ -357,11 +417,11 @@ n_features), default="furthest_sum"
         """The centred data the starts run on: in float32 for float64 ``X`` under
         ``precision="mixed"`` where float32 holds its scale, else in ``X``'s dtype."""
         if self.precision == "mixed" and dtype == torch.float64:
-            data = CentredRows(X, device, torch.float32, block_size=self.batch_size)
+            data = self._rows(X, device, torch.float32)
             rms = math.sqrt(data.total_sum_of_squares / math.prod(data.shape))
             if _FLOAT32_SCALES[0] < rms < _FLOAT32_SCALES[1]:
                 return data
-        return CentredRows(X, device, dtype, block_size=self.batch_size)
+        return self._rows(X, device, dtype)
 
     def _finish(self, data: CentredRows, coarse):
         """Continue a float32 fit in the data's precision until its stopping rule holds."""
@@ -404,7 +464,7 @@ n_features), default="furthest_sum"
             (to_numpy(fit.weights).ravel(),
              (np.repeat(np.arange(self.n_archetypes), len(fit.working_set)),
               np.tile(fit.working_set, self.n_archetypes))),
-            shape=(self.n_archetypes, data.shape[0]),
+            shape=(self.n_archetypes, data.n_samples),
         )
         weights.eliminate_zeros()
         self.archetype_weights_ = weights
@@ -430,7 +490,8 @@ n_features), default="furthest_sum"
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        sse = squared_error(data.total_sum_of_squares, coefficients, cross, gram)
+        sse = squared_error(data.total_sum_of_squares, coefficients, cross, gram,
+                            all_sum=data.all_sum)
         return coefficients.T.contiguous(), sse
 
     def _fitted_data(self, X):

@@ -35,6 +35,7 @@ import torch
 
 from .._torch import batch_slices
 from ._rows import CentredRows
+from ._shards import random_coefficients
 from ._simplex import (
     chunk_width,
     leading,
@@ -90,7 +91,7 @@ class WorkingSet:
         return np.array([lookup[int(index)] for index in indices])
 
 
-def squared_error(total, St, Bt, G, scratch=None) -> float:
+def squared_error(total, St, Bt, G, scratch=None, all_sum=None) -> float:
     """``||X - S Z||^2`` from ``total = ||X||^2``, ``St = S^T``, ``Bt = Z X^T`` and
     ``G = Z Z^T``: ``total - sum_n s_n^T (2 b_n - G s_n)`` over the columns of ``St``.
 
@@ -105,7 +106,7 @@ def squared_error(total, St, Bt, G, scratch=None) -> float:
         fitted = leading(scratch, S.shape) if scratch is not None else torch.empty_like(S)
         torch.addmm(Bt[:, columns], G, S, beta=2, alpha=-1, out=fitted)  # 2 b_n - G s_n
         explained += torch.linalg.vecdot(S, fitted, dim=0).sum(dtype=torch.float64)
-    return total - float(explained)
+    return total - float(explained if all_sum is None else all_sum(explained))
 
 
 def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candidates: int, out):
@@ -117,14 +118,14 @@ def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candid
     scaled to the archetype's share of the data. ``out``, of the shape of ``S^T``, is
     overwritten.
     """
-    gradient = data.inner(St @ St.T @ Z - SX, out=out)
-    inside = torch.as_tensor(ws.indices, device=data.device)
-    multiplier = (C * gradient[:, inside]).sum(dim=1) / C.sum(dim=1)
+    gradient = data.inner(data.all_sum(St @ St.T) @ Z - SX, out=out)
+    mine, inside = data.owned(ws.indices)
+    multiplier = data.all_sum((C[:, mine] * gradient[:, inside]).sum(dim=1)) / C.sum(dim=1)
     improvement = gradient.neg_().add_(multiplier[:, None])
     improvement[:, inside] = -math.inf
-    mass = St.sum(dim=1).double().clamp_min(1.0)
-    threshold = math.sqrt(tol) * mass * data.total_sum_of_squares / data.shape[0]
-    best, candidates = improvement.topk(min(n_candidates, improvement.shape[1]), dim=1)
+    mass = data.all_sum(St.sum(dim=1).double()).clamp_min(1.0)
+    threshold = math.sqrt(tol) * mass * data.total_sum_of_squares / data.n_samples
+    best, candidates = data.top_k(improvement, n_candidates)
     keep = best.double() > threshold[:, None].to(best.device)
     return candidates[keep].unique().cpu().numpy()
 
@@ -207,11 +208,7 @@ def _fresh_start(data: CentredRows, initial_rows, initial_archetypes, working_se
     ws = WorkingSet(data, candidates.astype(np.int64))
     C = torch.zeros(n_archetypes, len(ws.indices), device=data.device, dtype=data.dtype)
     C[torch.arange(n_archetypes), torch.as_tensor(ws.position(initial_rows))] = 1.0
-    # PCHA's random start: exponential weights, normalised per sample
-    generator = torch.Generator(device="cpu").manual_seed(int(initial_rows[0]))
-    St = torch.rand(n_archetypes, data.shape[0], generator=generator, dtype=torch.float64)
-    St.neg_().log1p_().neg_()  # 1 - U lies in (0, 1], so no weight is infinite
-    St = St.div_(St.sum(dim=0, keepdim=True)).to(device=data.device, dtype=data.dtype)
+    St = random_coefficients(data, n_archetypes, seed=int(initial_rows[0]))
     Z = C @ ws.rows if initial_archetypes is None else initial_archetypes
     return ws, C, St, Z
 
@@ -293,7 +290,7 @@ def fit_archetypes(
         n_steps = coefficient_steps
 
     def weights_block(C, St, SX, step):
-        H, R = St @ St.T, SX @ ws.rows.T
+        H, R = data.all_sum(St @ St.T), SX @ ws.rows.T
 
         def evaluate(Y):
             curvature = H @ Y @ ws.gram
@@ -305,7 +302,7 @@ def fit_archetypes(
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
     _solve_coefficients(St, Bt, G, n_steps, work)
-    sse, SX = squared_error(total, St, Bt, G, work.scratch), data.rmatmul(St)
+    sse, SX = squared_error(total, St, Bt, G, work.scratch, data.all_sum), data.rmatmul(St)
     curve, converged, complete, previous = [sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
     for iteration in range(1, max_iter + 1):
@@ -326,7 +323,7 @@ def fit_archetypes(
         Z = C @ ws.rows
         Bt, G = data.inner(Z, out=Bt), Z @ Z.T
         _solve_coefficients(St, Bt, G, coefficient_steps, work)
-        sse, SX = squared_error(total, St, Bt, G, work.scratch), data.rmatmul(St)
+        sse, SX = squared_error(total, St, Bt, G, work.scratch, data.all_sum), data.rmatmul(St)
         curve.append(sse)
         if verbose >= 2:
             print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")

@@ -37,14 +37,14 @@ def furthest_sum(data: CentredRows, n_archetypes: int, rng, n_refinements: int =
             distances[row] = _distances_to(data, row)
         return distances[row].double()
 
-    chosen = [int(rng.randint(data.shape[0]))]
+    chosen = [int(rng.randint(data.n_samples))]
     summed = distances_of(chosen[0]).clone()
     for step in range(n_archetypes - 1 + n_refinements):
         if step >= n_archetypes - 1:
             summed -= distances_of(chosen.pop(0))
         candidates = summed.clone()
-        candidates[chosen] = -np.inf
-        new = int(candidates.argmax())
+        candidates[data.owned(chosen)[1]] = -np.inf
+        new = int(data.argmax(candidates))
         chosen.append(new)
         summed += distances_of(new)
     return np.array(chosen)
@@ -60,7 +60,7 @@ def aa_plus_plus(data: CentredRows, n_archetypes: int, rng):
     -------
     ndarray of shape (n_archetypes,)
     """
-    chosen = [int(rng.randint(data.shape[0]))]
+    chosen = [int(rng.randint(data.n_samples))]
     for _ in range(n_archetypes - 1):
         hull = data.rows(chosen)
         cross, gram = data.inner(hull), hull @ hull.T
@@ -70,19 +70,19 @@ def aa_plus_plus(data: CentredRows, n_archetypes: int, rng):
             - 2 * (cross * coefficients).sum(dim=0)
             + ((gram @ coefficients) * coefficients).sum(dim=0)
         )
-        probabilities = residual.double().clamp_min(0).cpu().numpy()
-        probabilities[chosen] = 0
-        if probabilities.sum() <= 0:
-            remaining = np.setdiff1d(np.arange(data.shape[0]), chosen)
+        weights = residual.double().clamp_min(0)
+        weights[data.owned(chosen)[1]] = 0
+        if float(data.all_sum(weights.sum())) <= 0:
+            remaining = np.setdiff1d(np.arange(data.n_samples), chosen)
             chosen.append(int(rng.choice(remaining)))
             continue
-        chosen.append(int(rng.choice(data.shape[0], p=probabilities / probabilities.sum())))
+        chosen.append(data.weighted_choice(weights, rng.random_sample()))
     return np.array(chosen)
 
 
 def random_rows(data: CentredRows, n_archetypes: int, rng):
     """Distinct rows drawn uniformly at random."""
-    return rng.choice(data.shape[0], size=n_archetypes, replace=False)
+    return rng.choice(data.n_samples, size=n_archetypes, replace=False)
 
 
 INITIALISATIONS = {"furthest_sum": furthest_sum, "aa++": aa_plus_plus, "random": random_rows}

@@ -6,18 +6,20 @@ import numpy as np
 import torch
 
 from .._torch import as_tensor, batch_slices, is_tensor
+from ._shards import SampleReductions
 
 _CHUNK_ROWS = 8192
 
 
-class CentredRows:
+class CentredRows(SampleReductions):
     """The matrix ``X - mean(X)`` as the products an archetype solver needs.
 
     The solvers touch the data only through :meth:`inner`, :meth:`rmatmul` and
-    :meth:`rows`. When ``block_size`` is None the centred matrix is one tensor on the
-    device; otherwise rows are read ``block_size`` at a time from ``X`` (a numpy array
-    or a read-only memory map larger than memory) and centred on the fly, so no copy
-    of ``X`` is ever made.
+    :meth:`rows`, and sum over samples through :class:`SampleReductions`. When
+    ``block_size`` is None the centred matrix is one tensor on the device; otherwise
+    rows are read ``block_size`` at a time from ``X`` (a numpy array or a read-only
+    memory map larger than memory) and centred on the fly, so no copy of ``X`` is ever
+    made.
 
     Parameters
     ----------
@@ -39,7 +41,7 @@ class CentredRows:
         if not self._streamed:
             self._centred = self._centred_copy()
         self.squared_norms = self._row_squared_norms()
-        self.total_sum_of_squares = float(self.squared_norms.double().sum())
+        self.total_sum_of_squares = float(self.all_sum(self.squared_norms.double().sum()))
 
     def _blocks(self):
         """Yield ``(rows, centred block)`` over the whole matrix."""
@@ -63,7 +65,7 @@ class CentredRows:
         total = torch.zeros(self.shape[1], device=self.device, dtype=torch.float64)
         for rows in batch_slices(self.shape[0], min(self._block_size, _CHUNK_ROWS)):
             total += self._source_rows(rows).to(self.device, torch.float64).sum(dim=0)
-        return (total / self.shape[0]).to(self.dtype)
+        return (self.all_sum(total) / self.n_samples).to(self.dtype)
 
     def _centred_copy(self) -> torch.Tensor:
         """``X - mean`` as one new tensor, converted and centred a chunk at a time, so that
