@@ -411,7 +411,12 @@ def failure_hint(batch, error: Exception, dtype: torch.dtype | None) -> str:
         return (f" The dict batch is passed as keyword arguments module(**batch): rename its "
                 f"keys {list(batch)} to the arguments of the module's forward, or pass "
                 f"forward=lambda module, batch: ... .")
-    if isinstance(error, RuntimeError) and "dtype" in str(error).lower() and dtype is not None:
+    if not (isinstance(error, RuntimeError) and "dtype" in str(error).lower()):
+        return ""
+    if any(is_tensor(array) and not array.is_floating_point() for array in _arrays(batch)):
+        return (" Integer and boolean tensors reach the module unchanged (as token ids do): "
+                "for numeric data, pass X.float(), or preprocess=lambda batch: batch.float().")
+    if dtype is not None:
         return (f" The floating inputs were cast to {dtype}: if the module computes in another "
                 f"dtype, pass dtype='auto' (the module's own) or the module's dtype.")
     return ""

@@ -594,3 +594,12 @@ def test_bert_rejecting_a_positional_tuple_names_forward(sentences):
         TorchLayerFeatures(bert, "encoder.layer.0", dtype="float32").fit(batches)
     assert all(module.training for module in bert.modules())
     assert not any(module._forward_hooks for module in bert.modules())
+
+
+def test_integer_data_tensor_for_a_float_module_is_refused_with_the_fix():
+    # integer tensors reach the module unchanged (they may be token ids), so a Linear fails
+    network = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    X = torch.zeros(4, 3, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"X\.float\(\)"):
+        TorchLayerFeatures(network, layers="0").fit(X)
+    assert not network._forward_hooks and not network[0]._forward_hooks
