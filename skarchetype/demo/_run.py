@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -510,7 +511,10 @@ def _analyse_autoencoder(name, model_class, beta, sprites, settings, device, see
             model, sprites.images, epochs=settings.autoencoder_epochs, beta=beta,
             random_state=seed, device=device,
         )
-    with progress.step(f"measure the {name}'s latent responses"):
+    with progress.step(f"measure the {name}'s latent responses"), warnings.catch_warnings():
+        # the report shows collapsed coordinates (the VAE's prior switches some off) as dark
+        # diagonal entries and says why: the assay's warning would only repeat it
+        warnings.filterwarnings("ignore", message=r".*latent coordinates are collapsed")
         assay = LatentResponse(
             model.encode, model.decode, n_samples=settings.n_response_samples,
             normalize="std", device=device, random_state=seed,
