@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 _DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-_NUMPY_DTYPES = {torch_type: numpy_type for numpy_type, torch_type in _DTYPES.items()}
 
 
 def is_tensor(X) -> bool:
@@ -87,11 +86,6 @@ def torch_dtype(dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype if dtype in (torch.float32, torch.float64) else torch.float64
     return _DTYPES.get(np.dtype(dtype), torch.float64)
-
-
-def numpy_dtype(dtype) -> np.dtype:
-    """The numpy floating dtype matching a torch or numpy dtype (float32 or float64)."""
-    return _NUMPY_DTYPES[torch_dtype(dtype)]
 
 
 def as_tensor(X, device, dtype=None) -> torch.Tensor:
