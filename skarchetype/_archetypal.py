@@ -36,13 +36,14 @@ from ._solvers._distributed import (
     broadcast,
     check_process_group,
 )
-from ._torch import as_tensor, check_finite, is_tensor, resolve_device, to_numpy, torch_dtype
+from ._torch import check_finite, is_tensor, resolve_device, to_numpy, torch_dtype
 from ._validation import check_numeric_columns
 
 _TRANSFORM_MAX_ITER = 2_000
-# Root-mean-square sizes of centred entries whose float32 products neither overflow nor
-# underflow; float64 data outside them are fitted in float64 throughout.
-_FLOAT32_SCALES = (1e-12, 1e12)
+# The data are rescaled so that their largest entry lies in [1/2, 1): float64 data whose
+# centred entries have a root-mean-square below this, as a fraction of that entry, would
+# lose their spread to float32's underflow, and are fitted in float64 throughout.
+_FLOAT32_MIN_SPREAD = 1e-12
 # Below this relative suboptimality a degenerate (non-unique) solution is not worth a warning.
 _ACCEPTABLE_GAP = 1e-3
 
@@ -61,7 +62,10 @@ class ArchetypalAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     ``|W|`` is a few tens of rows per archetype; nothing of size N x N is formed.
 
     The fit is translation invariant, so the data are centred internally: the
-    archetypes of ``X + c`` are those of ``X`` shifted by ``c``. Computation runs in torch,
+    archetypes of ``X + c`` are those of ``X`` shifted by ``c``. It is also scale
+    equivariant, and the data are rescaled internally by a power of two: ``X * 2**e``
+    gives the archetypes of ``X`` times ``2**e`` and the same coefficients, at any scale
+    float32 or float64 can represent. Computation runs in torch,
     on the CPU or a CUDA device; results have the dtype of ``X`` (float32 stays float32,
     and float64 results are computed in float64: see ``precision``).
 
@@ -97,7 +101,8 @@ n_features), default="furthest_sum"
         up to float64 rounding (e.g. translated, or streamed in blocks) give archetypes
         equal to about 1e-6; under ``"mixed"`` they agree to the resolution of ``tol``
         instead. Float32 data are fitted in float32 either way, and float64 data whose
-        scale float32 cannot hold fall back to ``"full"``.
+        spread is below float32's range relative to their largest entry (not their
+        scale: see below) fall back to ``"full"``.
     batch_size : int or None, default=None
         If set, the data are read in blocks of this many rows and never copied: use it
         for read-only memory maps larger than memory. ``None`` holds the (centred)
@@ -147,7 +152,8 @@ n_features), default="furthest_sum"
         Frobenius norm ``||X - S Z||_F`` of the training data.
     loss_curve_ : ndarray of shape (``n_iter_ + 1``,)
         Squared reconstruction error after initialisation and after every iteration
-        of the kept start.
+        of the kept start (``inf`` where a squared error exceeds float64's range, as it
+        does for data near 1e300).
     n_iter_ : int
         Number of outer iterations of the kept start.
     n_features_in_ : int
@@ -267,7 +273,9 @@ n_features), default="furthest_sum"
             )
         initial_archetypes = self._initial_archetypes()
         device, dtype = resolve_device(self.device, X), torch_dtype(X.dtype)
-        data = self._search_data(X, device, dtype)
+        # the scale covers an init array too, so that it is as representable as the data
+        reach = 0.0 if initial_archetypes is None else float(np.abs(initial_archetypes).max())
+        data = self._search_data(X, device, dtype, reach)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
         if initial_archetypes is not None:
@@ -278,7 +286,7 @@ n_features), default="furthest_sum"
         best = min(fits, key=lambda fit: fit.sse)
         if dtype != data.dtype:
             del data, fits  # the float32 copy of the data goes before the float64 one comes
-            data = self._rows(X, device, dtype)
+            data = self._rows(X, device, dtype, reach)
             best = self._finish(data, best)
         self._store(data, best)
 
@@ -306,12 +314,12 @@ n_features), default="furthest_sum"
             params["random_state"] = self.random_state
         return {**params, "n_features": X.shape[1], "dtype": str(torch_dtype(X.dtype))}
 
-    def _rows(self, X, device, dtype) -> CentredRows:
-        """The centred training data: this process's shard of all processes' rows
-        when ``distributed``."""
+    def _rows(self, X, device, dtype, reach: float) -> CentredRows:
+        """The centred training data, in scaled units that also cover ``reach``: this
+        process's shard of all processes' rows when ``distributed``."""
         if self.distributed:
-            return DistributedRows(X, device, dtype, block_size=self.batch_size)
-        return CentredRows(X, device, dtype, block_size=self.batch_size)
+            return DistributedRows(X, device, dtype, block_size=self.batch_size, reach=reach)
+        return CentredRows(X, device, dtype, block_size=self.batch_size, reach=reach)
 
     def _validate(self, X, reset: bool):
         """Check ``X`` and return a 2-D float32/float64 numpy array, memmap or tensor."""
@@ -400,7 +408,7 @@ n_features), default="furthest_sum"
         if initial_archetypes is None:
             rows = INITIALISATIONS[self.init](data, self.n_archetypes, rng)
         else:
-            centred = as_tensor(initial_archetypes, data.device, data.dtype) - data.mean
+            centred = data.scaled(initial_archetypes) - data.mean
             distances = data.squared_norms - 2 * data.inner(centred)
             rows = data.argmax(-distances)
         fit = fit_archetypes(
@@ -413,15 +421,16 @@ n_features), default="furthest_sum"
                   f"after {fit.n_iter} iterations")
         return fit
 
-    def _search_data(self, X, device, dtype) -> CentredRows:
+    def _search_data(self, X, device, dtype, reach: float) -> CentredRows:
         """The centred data the starts run on: in float32 for float64 ``X`` under
-        ``precision="mixed"`` where float32 holds its scale, else in ``X``'s dtype."""
+        ``precision="mixed"`` where float32 holds its spread, else in ``X``'s dtype."""
         if self.precision == "mixed" and dtype == torch.float64:
-            data = self._rows(X, device, torch.float32)
-            rms = math.sqrt(data.total_sum_of_squares / math.prod(data.shape))
-            if _FLOAT32_SCALES[0] < rms < _FLOAT32_SCALES[1]:
+            data = self._rows(X, device, torch.float32, reach)
+            # in scaled units, so relative to the largest entry
+            rms = math.sqrt(data.total_sum_of_squares / data.n_samples / data.shape[1])
+            if rms > _FLOAT32_MIN_SPREAD:
                 return data
-        return self._rows(X, device, dtype)
+        return self._rows(X, device, dtype, reach)
 
     def _finish(self, data: CentredRows, coarse):
         """Continue a float32 fit in the data's precision until its stopping rule holds."""
@@ -446,8 +455,10 @@ n_features), default="furthest_sum"
                 stacklevel=3,
             )
         dtype = np.dtype(str(data.dtype).removeprefix("torch."))
-        self.mean_ = to_numpy(data.mean).astype(dtype, copy=False)
-        self.archetypes_ = to_numpy(fit.archetypes + data.mean).astype(dtype, copy=False)
+        self.mean_ = to_numpy(data.unscaled(data.mean)).astype(dtype, copy=False)
+        self.archetypes_ = to_numpy(data.unscaled(fit.archetypes + data.mean)).astype(
+            dtype, copy=False
+        )
         self.components_ = self.archetypes_
         coefficients, sse = self._project(data, fit.archetypes, fit.coefficients)
         self.coefficients_ = to_numpy(coefficients).astype(dtype, copy=False)
@@ -459,7 +470,9 @@ n_features), default="furthest_sum"
                 stacklevel=3,
             )
         self.explained_variance_ = 1.0 - sse / total if total > 0 else 1.0
-        self.reconstruction_err_ = float(np.sqrt(max(sse, 0.0)))
+        with np.errstate(over="ignore"):  # squared errors of data near 1e300 exceed float64
+            self.reconstruction_err_ = float(np.ldexp(np.sqrt(max(sse, 0.0)), data.exponent))
+            self.loss_curve_ = np.ldexp(np.asarray(fit.loss_curve), 2 * data.exponent)
         weights = sp.csr_array(
             (to_numpy(fit.weights).ravel(),
              (np.repeat(np.arange(self.n_archetypes), len(fit.working_set)),
@@ -468,7 +481,6 @@ n_features), default="furthest_sum"
         )
         weights.eliminate_zeros()
         self.archetype_weights_ = weights
-        self.loss_curve_ = np.asarray(fit.loss_curve)
         self.n_iter_ = fit.n_iter
 
     @staticmethod
@@ -495,15 +507,16 @@ n_features), default="furthest_sum"
         return coefficients.T.contiguous(), sse
 
     def _fitted_data(self, X):
-        """Validate ``X`` for a fitted model and wrap it, centred on the training mean."""
+        """Validate ``X`` for a fitted model and wrap it, centred on the training mean,
+        with the centred archetypes, in scaled units that cover both."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         device = resolve_device(self.device, X)
-        dtype = torch_dtype(X.dtype)
-        mean = as_tensor(self.mean_, device, dtype)
-        data = CentredRows(X, device, dtype, block_size=self.batch_size, mean=mean)
-        archetypes = as_tensor(self.archetypes_, device, dtype) - mean
-        return data, archetypes
+        data = CentredRows(
+            X, device, torch_dtype(X.dtype), block_size=self.batch_size, mean=self.mean_,
+            reach=float(np.abs(self.archetypes_).max()),
+        )
+        return data, data.scaled(self.archetypes_) - data.mean
 
     def transform(self, X):
         """Each sample's convex weights on the archetypes.

@@ -45,9 +45,9 @@ class DistributedRows(CentredRows):
     """The centred rows of every process's shard, as one data matrix.
 
     ``shape`` is the local shard's; ``n_samples`` counts all rows and ``offset`` is the
-    global index of this shard's first row. The column mean and the total sum of
-    squares are global. :meth:`rows` takes global indices and returns the same rows on
-    every process; :meth:`rmatmul` sums over all shards; :meth:`inner` stays local.
+    global index of this shard's first row. The column mean, the total sum of squares
+    and the scale are global. :meth:`rows` takes global indices and returns the same rows
+    on every process; :meth:`rmatmul` sums over all shards; :meth:`inner` stays local.
     Every collective runs in the default process group (or ``group``), so all processes
     must build the data and call the solver in the same order.
 
@@ -81,6 +81,12 @@ class DistributedRows(CentredRows):
         dist.all_reduce(total, group=self.group)
         self.traffic.add(total)
         return total
+
+    def all_max(self, tensor: torch.Tensor) -> torch.Tensor:
+        largest = tensor.clone()
+        dist.all_reduce(largest, op=dist.ReduceOp.MAX, group=self.group)
+        self.traffic.add(largest)
+        return largest
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size(self.group))]

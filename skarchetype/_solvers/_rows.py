@@ -1,6 +1,13 @@
-"""Centred data matrices, held on the device or streamed from host memory in row blocks."""
+"""Centred data matrices, held on the device or streamed from host memory in row blocks.
+
+The data are rescaled by an exact power of two so that their largest entry lies in
+``[1/2, 1)``: the solvers then see the same numbers at every scale, and no product or
+sum of squares over- or underflows, whatever the data's units.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -21,23 +28,40 @@ class CentredRows(SampleReductions):
     memory map larger than memory) and centred on the fly, so no copy of ``X`` is ever
     made.
 
+    Every product is in *scaled units*: the rows are ``X * 2**-exponent``, with the
+    power of two chosen from the largest ``|x|`` (and ``reach``) so that it lies in
+    ``[1/2, 1)``. The rescaling is applied as rows are read, in ``X``'s own dtype before
+    any narrowing cast, so float64 data beyond float32's range can be fitted in float32;
+    it is exact, so data differing by a power-of-two factor give identical products.
+    :meth:`scaled` and :meth:`unscaled` convert to and from the user's units.
+
     Parameters
     ----------
     X : ndarray, memmap or Tensor of shape (n_samples, n_features)
     device : torch.device
     dtype : torch.dtype
     block_size : int or None
-    mean : Tensor of shape (n_features,), optional
-        The centre to subtract; the column mean of ``X`` by default.
+    mean : ndarray or Tensor of shape (n_features,), optional
+        The centre to subtract, in ``X``'s units; the column mean of ``X`` by default
+        (exactly a column's value where the column is constant, so constant data centre
+        to exact zeros).
+    reach : float, default=0.0
+        A magnitude, in ``X``'s units, that the scale must also cover: the largest entry
+        of the archetypes compared with ``X``.
     """
 
-    def __init__(self, X, device, dtype, block_size=None, mean=None):
+    def __init__(self, X, device, dtype, block_size=None, mean=None, reach=0.0):
         self.shape = tuple(X.shape)
         self.device, self.dtype = device, dtype
         self._source = X
         self._streamed = block_size is not None and block_size < self.shape[0]
         self._block_size = block_size or self.shape[0]
-        self.mean = self._column_mean() if mean is None else mean.to(device, dtype)
+        low, high = self._column_range()
+        largest = max(float(high.max()), float(-low.min()), reach)
+        if mean is not None:
+            largest = max(largest, float(as_tensor(mean, device).abs().max()))
+        self.exponent = math.frexp(largest)[1]  # largest / 2**exponent lies in [1/2, 1)
+        self.mean = self._column_mean(low, high) if mean is None else self.scaled(mean)
         if not self._streamed:
             self._centred = self._centred_copy()
         self.squared_norms = self._row_squared_norms()
@@ -51,6 +75,16 @@ class CentredRows(SampleReductions):
         for rows in batch_slices(self.shape[0], self._block_size):
             yield rows, self._read(rows) - self.mean
 
+    def scaled(self, values) -> torch.Tensor:
+        """``values`` (an array or tensor in ``X``'s units) in scaled units, as a tensor of
+        the data's dtype on its device."""
+        tensor = as_tensor(values, self.device)
+        return times_power_of_two(tensor, -self.exponent).to(self.dtype)
+
+    def unscaled(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A tensor in scaled units back in ``X``'s units."""
+        return times_power_of_two(tensor, self.exponent)
+
     def _source_rows(self, index) -> torch.Tensor:
         """Rows of ``X`` as a tensor in ``X``'s own dtype and place, sharing its memory
         where it can."""
@@ -58,21 +92,44 @@ class CentredRows(SampleReductions):
         return block if is_tensor(block) else as_tensor(np.asarray(block), torch.device("cpu"))
 
     def _read(self, index) -> torch.Tensor:
-        return self._source_rows(index).to(self.device, self.dtype)
+        """Rows of ``X`` in scaled units, rescaled before they are cast to the data's dtype."""
+        return times_power_of_two(self._source_rows(index).to(self.device), -self.exponent).to(
+            self.dtype
+        )
 
-    def _column_mean(self) -> torch.Tensor:
+    def _chunks(self):
+        """Slices of at most ``_CHUNK_ROWS`` rows (and of a block's) covering ``X``."""
+        return batch_slices(self.shape[0], min(self._block_size, _CHUNK_ROWS))
+
+    def _column_range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each column's smallest and largest entry over all processes, in float64, found
+        in ``X``'s own dtype (nothing is cast before the scale is known)."""
+        low = torch.full((self.shape[1],), math.inf, device=self.device, dtype=torch.float64)
+        high = -low
+        for rows in self._chunks():
+            block = self._source_rows(rows).to(self.device)
+            low = torch.minimum(low, block.amin(dim=0).double())
+            high = torch.maximum(high, block.amax(dim=0).double())
+        high, low = self.all_max(torch.stack([high, -low]))
+        return -low, high
+
+    def _column_mean(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """The column means in scaled units; a constant column's is its value, exactly."""
         # summed in float64 over small row chunks, so no float64 copy of X is ever made
         total = torch.zeros(self.shape[1], device=self.device, dtype=torch.float64)
-        for rows in batch_slices(self.shape[0], min(self._block_size, _CHUNK_ROWS)):
-            total += self._source_rows(rows).to(self.device, torch.float64).sum(dim=0)
-        return (self.all_sum(total) / self.n_samples).to(self.dtype)
+        for rows in self._chunks():
+            block = self._source_rows(rows).to(self.device, torch.float64)
+            total += times_power_of_two(block, -self.exponent).sum(dim=0)
+        mean = self.all_sum(total) / self.n_samples
+        constant = times_power_of_two(low, -self.exponent)
+        return torch.where(low == high, constant, mean).to(self.dtype)
 
     def _centred_copy(self) -> torch.Tensor:
         """``X - mean`` as one new tensor, converted and centred a chunk at a time, so that
         no other temporary of the size of ``X`` is made."""
         centred = torch.empty(self.shape, device=self.device, dtype=self.dtype)
         for rows in batch_slices(self.shape[0], _CHUNK_ROWS):
-            centred[rows].copy_(self._source_rows(rows)).sub_(self.mean)
+            centred[rows].copy_(self._read(rows)).sub_(self.mean)
         return centred
 
     def _row_squared_norms(self) -> torch.Tensor:
@@ -103,3 +160,16 @@ class CentredRows(SampleReductions):
             return self._centred[index]
         order = np.asarray(index.cpu() if is_tensor(index) else index)
         return self._read(np.sort(order))[np.argsort(np.argsort(order))] - self.mean
+
+
+def times_power_of_two(tensor: torch.Tensor, exponent: int) -> torch.Tensor:
+    """``tensor * 2**exponent`` as a new tensor of its dtype, exact wherever the result
+    is a normal number.
+
+    A factor beyond the dtype's range (data near the edges of float64, or float32's
+    subnormals) is applied in two halves, neither of which over- or underflows.
+    """
+    if abs(exponent) < 100:
+        return tensor * 2.0**exponent
+    half = exponent // 2
+    return (tensor * 2.0**half).mul_(2.0 ** (exponent - half))

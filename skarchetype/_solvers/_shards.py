@@ -2,8 +2,9 @@
 
 A data object holds the rows ``offset .. offset + shape[0]`` of ``n_samples`` rows in
 all. The solvers reach the other processes' rows only through the reductions below,
-written once in terms of two collectives, :meth:`SampleReductions.all_sum` and
-:meth:`SampleReductions.all_gather`, which are the identity for data held by one process
+written once in terms of three collectives, :meth:`SampleReductions.all_sum`,
+:meth:`SampleReductions.all_max` and :meth:`SampleReductions.all_gather`, which are the
+identity for data held by one process
 (:class:`~skarchetype._solvers._distributed.DistributedRows` overrides them). Every
 result that steers the solver is thus the same number in every process.
 """
@@ -34,6 +35,11 @@ class SampleReductions:
 
     def all_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over the processes (a new tensor where there are several)."""
+        return tensor
+
+    def all_max(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor``'s elementwise maximum over the processes (a new tensor where there
+        are several)."""
         return tensor
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
