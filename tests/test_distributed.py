@@ -236,6 +236,28 @@ def test_a_failed_check_leaves_the_group_usable(fault_results):
     assert fault_results[0]["fit"] == fault_results[1]["fit"] > 0.9
 
 
+def _scaled_fits_job(rank, world):
+    """Distributed fits of the data at a decimal and at a power-of-two scale."""
+    results = {}
+    for scale in (1e150, 2.0**-700):
+        X_rank = _shard(_data() * scale, rank, SHARDS[world])
+        model = ArchetypalAnalysis(distributed=True, **PARAMS).fit(X_rank)
+        results[scale] = _fit_summary(model, X_rank)
+    return results
+
+
+def test_shards_at_any_scale_fit_what_one_process_fits_on_all_rows(tmp_path):
+    # the ranks' rows differ in size, yet every rank must rescale by the same power of two
+    results = spawn(_scaled_fits_job, 2, tmp_path)
+    expected = _reference(np.float64, "furthest_sum")
+    for result in results:
+        assert "error" not in result, result
+        for scale, fit in result.items():
+            _assert_same_fit({**fit, "archetypes": fit["archetypes"] / scale}, expected,
+                             "float64")
+            np.testing.assert_array_equal(fit["archetypes"], results[0][scale]["archetypes"])
+
+
 def _silent_rank_job(rank, world):
     if rank == 1:  # never joins the fit
         time.sleep(8)

@@ -55,13 +55,13 @@ class DistributedRows(CentredRows):
     ----------
     X : ndarray, memmap or Tensor of shape (n_local, n_features)
         This process's rows, at least one.
-    device, dtype, block_size
-        As for :class:`CentredRows`.
+    device, dtype, block_size, reach
+        As for :class:`CentredRows`; ``reach`` must be the same in every process.
     group : ProcessGroup, optional
         The processes sharing the data; the default group by default.
     """
 
-    def __init__(self, X, device, dtype, block_size=None, group=None):
+    def __init__(self, X, device, dtype, block_size=None, group=None, reach=0.0):
         self.group = group
         self.rank = dist.get_rank(group)
         self.traffic = Traffic()
@@ -70,7 +70,7 @@ class DistributedRows(CentredRows):
         self.shard_sizes = sizes
         self.offset = sum(sizes[: self.rank])
         self._n_samples = sum(sizes)
-        super().__init__(X, device, dtype, block_size=block_size)
+        super().__init__(X, device, dtype, block_size=block_size, reach=reach)
 
     @property
     def n_samples(self) -> int:

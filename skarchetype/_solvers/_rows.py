@@ -73,7 +73,7 @@ class CentredRows(SampleReductions):
             yield slice(0, self.shape[0]), self._centred
             return
         for rows in batch_slices(self.shape[0], self._block_size):
-            yield rows, self._read(rows) - self.mean
+            yield rows, self._read(rows).sub_(self.mean)
 
     def scaled(self, values) -> torch.Tensor:
         """``values`` (an array or tensor in ``X``'s units) in scaled units, as a tensor of
@@ -92,7 +92,8 @@ class CentredRows(SampleReductions):
         return block if is_tensor(block) else as_tensor(np.asarray(block), torch.device("cpu"))
 
     def _read(self, index) -> torch.Tensor:
-        """Rows of ``X`` in scaled units, rescaled before they are cast to the data's dtype."""
+        """Rows of ``X`` in scaled units, as a new tensor: rescaled before they are cast to
+        the data's dtype."""
         return times_power_of_two(self._source_rows(index).to(self.device), -self.exponent).to(
             self.dtype
         )
@@ -129,7 +130,7 @@ class CentredRows(SampleReductions):
         no other temporary of the size of ``X`` is made."""
         centred = torch.empty(self.shape, device=self.device, dtype=self.dtype)
         for rows in batch_slices(self.shape[0], _CHUNK_ROWS):
-            centred[rows].copy_(self._read(rows)).sub_(self.mean)
+            torch.sub(self._read(rows), self.mean, out=centred[rows])
         return centred
 
     def _row_squared_norms(self) -> torch.Tensor:
