@@ -37,9 +37,11 @@ from skarchetype.inspection import (
     soft_nmi,
 )
 
-# Scales every estimator handles today. To widen once the scale fixes land: 1e-25 and 1e30
-# (float32), 1e150 and 1e300 (float64), and for the torch estimators 1e30 and beyond.
+# Scales of the torch estimators' tables: a module's own arithmetic (a BatchNorm's variance)
+# may overflow beyond them, which is the model's business, not the input layer's.
 SCALES = (0.0, 1e-4, 1e-2, 1.0, 1e2, 1e4)
+# ArchetypalAnalysis is scale equivariant: every scale a table's dtype can hold
+EVERY_SCALE = (0.0, 1e-300, 1e-25, 1e-4, 1.0, 1e4, 1e30, 1e150, 1e300)
 OFFSETS = (0.0, -3.0, 1e3)
 DTYPES = (np.float64, np.float32, np.float16, np.int64, np.bool_)
 SPECIALS = ("none", "nan", "inf", "-inf", "zeros", "constant column", "duplicate rows")
@@ -53,8 +55,11 @@ def tables(draw, max_rows=10, features=None, dtypes=DTYPES, scales=SCALES):
     """A hostile 2-D numpy array, and whether it holds NaN or infinity."""
     n, d = draw(st.integers(1, max_rows)), draw(st.integers(1, 4) if features is None else features)
     unit = draw(hnp.arrays(np.float64, (n, d), elements=st.floats(-1, 1, width=32)))
-    values = unit * draw(st.sampled_from(scales)) + draw(st.sampled_from(OFFSETS))
     dtype = np.dtype(draw(st.sampled_from(dtypes)))
+    largest = float(np.finfo(dtype).max) if dtype.kind == "f" else np.inf  # ints wrap, bools clip
+    offset = draw(st.sampled_from(OFFSETS))
+    scale = draw(st.sampled_from([scale for scale in scales if scale + abs(offset) < largest]))
+    values = unit * scale + offset
     special = draw(st.sampled_from(SPECIALS))
     row, column = draw(st.integers(0, n - 1)), draw(st.integers(0, d - 1))
     non_finite = special in ("nan", "inf", "-inf") and dtype.kind == "f"
@@ -138,13 +143,13 @@ def check_archetypal_analysis(X, non_finite, n_archetypes):
     assert_unchanged(X, before)
 
 
-@given(table=tables(), n_archetypes=st.integers(1, 4))
+@given(table=tables(scales=EVERY_SCALE), n_archetypes=st.integers(1, 4))
 def test_archetypal_analysis_of_any_array_fits_validly_or_refuses(table, n_archetypes):
     check_archetypal_analysis(*table, n_archetypes)
 
 
 @given(
-    table=tables(dtypes=(np.float64, np.float32, np.int64)),
+    table=tables(dtypes=(np.float64, np.float32, np.int64), scales=EVERY_SCALE),
     n_archetypes=st.integers(1, 4),
     requires_grad=st.booleans(),
     layout=st.sampled_from(("C", "F", "strided", "reversed")),
@@ -159,7 +164,7 @@ def test_archetypal_analysis_of_any_tensor_fits_validly_or_refuses(
 
 
 @given(
-    table=tables(features=st.just(3)),
+    table=tables(features=st.just(3), scales=EVERY_SCALE),
     coefficients=tables(features=st.integers(1, 4)),
 )
 def test_transform_and_inverse_transform_of_any_input(table, coefficients):
