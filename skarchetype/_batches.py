@@ -448,6 +448,12 @@ class BatchFeeder:
     cast_integers : bool, default=False
         Cast integer and boolean inputs to ``dtype`` too, as a scikit-learn feature matrix
         of integers is.
+    name : str, default="X"
+        What the input is called in error messages.
+
+    A batch whose finite values a narrowing cast to ``dtype`` would turn infinite (float64
+    data beyond float32's range, or beyond float16's 65504) is refused with a
+    ``ValueError`` before it reaches the module.
     """
 
     def __init__(
@@ -460,6 +466,7 @@ class BatchFeeder:
         forward: Callable | None = None,
         check_finite: bool = False,
         cast_integers: bool = False,
+        name: str = "X",
     ):
         self.device = device
         self.dtype = dtype
@@ -469,6 +476,7 @@ class BatchFeeder:
         self.whole_batches = forward is not None
         self.check_finite = check_finite
         self.cast_integers = cast_integers
+        self.name = name
         self._structure = None
 
     def inputs(self, batch) -> tuple[object, int]:
@@ -523,7 +531,9 @@ class BatchFeeder:
             host_dtype = _HOST_DTYPES.get(self.dtype) if self._casts(array.dtype.kind) else None
             tensor = torch.from_numpy(np.empty(0, dtype=host_dtype or array.dtype))
             host = torch.empty(array.shape, dtype=tensor.dtype, pin_memory=pin)
-            host.numpy()[...] = array
+            with np.errstate(over="ignore"):  # an overflowing cast is refused just below
+                host.numpy()[...] = array
+            self._check_cast(array, host, self.name)
             fresh = True
         else:
             host, fresh = array, False
@@ -535,8 +545,25 @@ class BatchFeeder:
         if pin and host.device.type == "cpu":
             if not host.is_pinned():
                 host, fresh = host.pin_memory(), True
-            return host.to(self.device, dtype, non_blocking=True, copy=not fresh)
-        return host.to(self.device, dtype, copy=not fresh)
+            moved = host.to(self.device, dtype, non_blocking=True, copy=not fresh)
+        else:
+            moved = host.to(self.device, dtype, copy=not fresh)
+        self._check_cast(host, moved, self.name)
+        return moved
+
+    def _check_cast(self, source, cast: torch.Tensor, name: str) -> None:
+        """Refuse ``cast`` where casting ``source`` to ``dtype`` turned finite values infinite."""
+        if _largest(cast.dtype) >= _largest(_torch_dtype(source.dtype)):
+            return  # a cast that does not narrow the range cannot overflow
+        if bool(torch.isfinite(cast).all()) or _n_non_finite(cast) == _n_non_finite(source):
+            return
+        raise ValueError(
+            f"{name} holds finite values beyond the range of {self.dtype} (largest "
+            f"{_largest(self.dtype):.4g}), the dtype the module is fed in, where they would "
+            f"become infinite. Rescale {name} (e.g. divide it by its largest absolute value), "
+            f"or feed the module in a wider dtype: convert it (module.double()) and, where the "
+            f"estimator takes a dtype, pass dtype='auto' or dtype=torch.float64."
+        )
 
     def _casts(self, kind: str) -> bool:
         """Whether arrays of numpy kind ``kind`` ("f", "i", ...) are cast to ``dtype``."""
@@ -544,8 +571,36 @@ class BatchFeeder:
 
     def _cast(self, array):
         if is_tensor(array) and array.is_floating_point() and self.dtype is not None:
-            return array.to(self.dtype)
+            cast = array.to(self.dtype)
+            self._check_cast(array, cast, "the output of preprocess")
+            return cast
         return array
+
+
+def _torch_dtype(dtype) -> torch.dtype:
+    """The torch dtype of a numpy or torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+
+
+def _largest(dtype: torch.dtype) -> float:
+    """The largest finite value of a torch dtype."""
+    if dtype == torch.bool:
+        return 1.0
+    info = torch.finfo(dtype) if dtype.is_floating_point or dtype.is_complex else torch.iinfo(dtype)
+    return float(info.max)
+
+
+def _n_non_finite(values) -> int:
+    """How many entries of a numpy array or tensor are NaN or infinite."""
+    if is_tensor(values):
+        if not (values.is_floating_point() or values.is_complex()):
+            return 0
+        return int((~torch.isfinite(values)).sum())
+    if values.dtype.kind not in "fc":
+        return 0
+    return int(values.size - np.isfinite(values).sum())
 
 
 def stream(
@@ -586,6 +641,7 @@ def map_batches(
     dtype: torch.dtype | None = None,
     verbose: int = 0,
     description: str = "batches",
+    name: str = "X",
 ) -> Iterator[tuple[slice, object]]:
     """Apply ``function`` to batches of ``X`` moved to ``device``, under inference mode.
 
@@ -596,9 +652,10 @@ def map_batches(
     integer tensors are cast to ``dtype`` when it is given, and ``function`` receives its
     model input (the first element of an ``(image, label)`` tuple). Yields
     ``(rows, function(batch))``; ``verbose`` prints a line per batch or two seconds.
+    ``name`` is what error messages call ``X``.
     """
     batches = stream(
-        batch_reader(X, batch_size), BatchFeeder(device, dtype, cast_integers=True),
+        batch_reader(X, batch_size), BatchFeeder(device, dtype, cast_integers=True, name=name),
         verbose=verbose, description=description, bar=False,
     )
     for rows, batch in batches:

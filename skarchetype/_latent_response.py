@@ -373,12 +373,12 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         return Z.reshape(len(Z), self.n_latent_)
 
-    def _map_latents(self, function, Z, description: str) -> np.ndarray:
+    def _map_latents(self, function, Z, description: str, name: str = "Z") -> np.ndarray:
         """Apply ``function`` to batches of flat latents ``Z`` (an array, or an iterable of
-        batches of them) and gather the numpy result."""
+        batches of them, called ``name`` in errors) and gather the numpy result."""
         parts = [to_numpy(out) for _, out in map_batches(
             function, Z, batch_size=self.batch_size, device=self._device, dtype=self._dtype,
-            verbose=self.verbose, description=description,
+            verbose=self.verbose, description=description, name=name,
         )]
         return np.concatenate(parts)
 
@@ -559,7 +559,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         check_is_fitted(self)
         Z = self._check_latents(X, "X")
         with self._assay_mode():
-            decoded = self._map_latents(self._decode, Z, "decoding")
+            decoded = self._map_latents(self._decode, Z, "decoding", name="X")
         return decoded.reshape(len(decoded), *self.sample_shape_)
 
     def response(self, Z) -> np.ndarray:

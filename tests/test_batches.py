@@ -517,3 +517,62 @@ def test_complex_tensors_are_never_cast_to_the_real_dtype():
     feeder = BatchFeeder(torch.device("cpu"), torch.float64, cast_integers=True)
     inputs, _ = feeder.inputs(torch.ones(2, 3, dtype=torch.complex64) * 1j)
     assert inputs.dtype == torch.complex64 and inputs.imag.sum() == 6
+
+
+# --- values a narrowing cast would overflow ----------------------------------------------
+
+@pytest.mark.parametrize(("module_dtype", "X"), [
+    (torch.float32, np.full((6, 4), 1e300)),
+    (torch.float32, torch.full((6, 4), -1e300, dtype=torch.float64)),
+    (torch.bfloat16, np.full((6, 4), 1e300)),
+    (torch.float16, np.full((6, 4), 1e5, dtype=np.float32)),
+    (torch.float16, torch.full((6, 4), 1e5)),
+    (torch.float16, np.full((6, 4), 100_000)),  # integers of a matrix are cast as data
+], ids=["float64-array", "float64-tensor", "bfloat16", "float16", "float16-tensor", "int64"])
+def test_values_beyond_the_module_dtype_are_refused_before_the_module_runs(module_dtype, X):
+    probe = Probe().to(module_dtype).train()
+    before = module_state(probe)
+    with pytest.raises(ValueError, match=rf"X holds finite values beyond the range of "
+                                         rf"{module_dtype}.*Rescale X.*module.double\(\)"):
+        TorchLayerFeatures(probe, "linear").fit_transform(X)
+    assert probe.calls == []
+    assert module_state(probe) == before
+
+
+def test_an_overflowing_later_batch_is_refused_and_the_module_restored(trained_probe, vectors):
+    X = vectors.astype(np.float64)
+    X[-1, 0] = 1e300
+    assert_refused(trained_probe, X, r"X holds finite values beyond the range of torch.float32",
+                   batch_size=3)
+
+
+def test_a_float64_module_takes_data_beyond_float32(vectors):
+    probe = Probe().double()
+    X = vectors.astype(np.float64) * 1e300
+    features = TorchLayerFeatures(probe, "linear").fit_transform(X)
+    assert np.isfinite(features).all()
+    np.testing.assert_array_equal(features, expected(probe, X))
+
+
+def test_infinities_already_in_the_input_are_not_blamed_on_the_cast():
+    feeder = BatchFeeder(torch.device("cpu"), torch.float32)  # no finiteness check of its own
+    batch = torch.tensor([[1.0, np.inf, -np.inf, np.nan]], dtype=torch.float64)
+    inputs, _ = feeder.inputs(batch)
+    assert inputs.dtype == torch.float32
+    torch.testing.assert_close(inputs, batch.float(), equal_nan=True)
+    batch[0, 0] = 1e300
+    with pytest.raises(ValueError, match="beyond the range"):
+        feeder.inputs(batch)
+
+
+def test_a_preprocess_output_beyond_the_module_dtype_is_refused(vectors):
+    with pytest.raises(ValueError, match=r"the output of preprocess holds finite values beyond"):
+        TorchLayerFeatures(Probe(), "linear",
+                           preprocess=lambda x: x.double() * 1e300).fit_transform(vectors)
+
+
+def test_map_batches_names_its_input_when_the_cast_overflows():
+    batches = map_batches(lambda batch: batch, np.full((2, 2), 1e300), batch_size=2,
+                          device=torch.device("cpu"), dtype=torch.float32, name="Z")
+    with pytest.raises(ValueError, match=r"^Z holds finite values"):
+        list(batches)

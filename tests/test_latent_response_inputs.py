@@ -233,3 +233,35 @@ def test_transform_of_a_stream_checks_the_latent_shape(model):
     larger = torch.rand(4, 1, 16, 16, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"not \(2, 2, 2\)"):
         lr.transform(loader(larger))
+
+
+# ---------------------------------------------------------------- values beyond the models' dtype
+def float32_autoencoder():
+    torch.manual_seed(0)
+    return nn.Linear(3, 2).train(), nn.Linear(2, 3).train()
+
+
+def test_data_beyond_the_models_dtype_are_refused_naming_the_fix():
+    encoder, decoder = float32_autoencoder()
+    with pytest.raises(ValueError, match=r"X holds finite values beyond the range of "
+                                         r"torch.float32.*Rescale X.*module.double\(\)"):
+        LatentResponse(encoder, decoder, n_samples=4).fit(np.full((6, 3), 1e300))
+    assert encoder.training and decoder.training
+
+
+@pytest.mark.parametrize(("method", "name"), [("inverse_transform", "X"), ("response", "Z")])
+def test_latent_codes_beyond_the_decoders_dtype_are_refused_by_name(method, name):
+    encoder, decoder = float32_autoencoder()
+    fitted = LatentResponse(encoder, decoder, n_samples=4, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(6, 3))
+    )
+    with pytest.raises(ValueError, match=rf"^{name} holds finite values beyond the range"):
+        getattr(fitted, method)(np.full((2, 2), 1e300))
+    assert encoder.training and decoder.training
+
+
+def test_a_float64_autoencoder_takes_data_beyond_float32():
+    encoder, decoder = (module.double() for module in float32_autoencoder())
+    X = np.random.default_rng(0).normal(size=(6, 3)) * 1e100  # beyond float32, squares in float64
+    latents = LatentResponse(encoder, decoder, n_samples=4, random_state=0).fit_transform(X)
+    assert np.isfinite(latents).all()
