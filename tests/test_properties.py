@@ -40,6 +40,8 @@ from skarchetype.inspection import (
 # Scales of the torch estimators' tables: a module's own arithmetic (a BatchNorm's variance)
 # may overflow beyond them, which is the model's business, not the input layer's.
 SCALES = (0.0, 1e-4, 1e-2, 1.0, 1e2, 1e4)
+# ... and beyond, where the cast to a float32 module overflows and must be refused
+INPUT_SCALES = (*SCALES, 1e-30, 1e30, 1e300)
 # ArchetypalAnalysis is scale equivariant: every scale a table's dtype can hold
 EVERY_SCALE = (0.0, 1e-300, 1e-25, 1e-4, 1.0, 1e4, 1e30, 1e150, 1e300)
 OFFSETS = (0.0, -3.0, 1e3)
@@ -214,7 +216,7 @@ def small_network():
 
 
 @given(
-    table=tables(features=st.sampled_from((3, 3, 3, 2))),
+    table=tables(features=st.sampled_from((3, 3, 3, 2)), scales=INPUT_SCALES),
     training=st.booleans(),
     as_tensor=st.booleans(),
     batch_size=st.integers(1, 4),
@@ -230,7 +232,9 @@ def test_layer_features_of_any_input_are_valid_or_refused(table, training, as_te
     assert_same_state(network, state)
     # integer and boolean tensors reach the module unchanged (token ids): a Linear refuses them
     integer_tensor = as_tensor and not X.is_floating_point()
-    if non_finite or X.shape[1] != 3 or integer_tensor:
+    with np.errstate(over="ignore"):  # values beyond float32, which the network computes in
+        overflows = not np.isfinite(np.asarray(X, dtype=np.float32)).all()
+    if non_finite or overflows or X.shape[1] != 3 or integer_tensor:
         assert result is REFUSED
     else:
         assert result.shape == (len(X), 7) and np.isfinite(result).all()
