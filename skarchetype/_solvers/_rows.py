@@ -99,7 +99,7 @@ class CentredRows(SampleReductions):
         )
 
     def _chunks(self):
-        """Slices of at most ``_CHUNK_ROWS`` rows (and of a block's) covering ``X``."""
+        """Slices covering ``X`` of at most ``_CHUNK_ROWS`` rows, and no more than a block."""
         return batch_slices(self.shape[0], min(self._block_size, _CHUNK_ROWS))
 
     def _column_range(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,10 +107,10 @@ class CentredRows(SampleReductions):
         in ``X``'s own dtype (nothing is cast before the scale is known)."""
         low = torch.full((self.shape[1],), math.inf, device=self.device, dtype=torch.float64)
         high = -low
-        for rows in self._chunks():
-            block = self._source_rows(rows).to(self.device)
-            low = torch.minimum(low, block.amin(dim=0).double())
-            high = torch.maximum(high, block.amax(dim=0).double())
+        for rows in self._chunks():  # reduced where X lies: only the extremes move
+            block = self._source_rows(rows)
+            low = torch.minimum(low, block.amin(dim=0).to(self.device, torch.float64))
+            high = torch.maximum(high, block.amax(dim=0).to(self.device, torch.float64))
         high, low = self.all_max(torch.stack([high, -low]))
         return -low, high
 
