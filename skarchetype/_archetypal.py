@@ -152,8 +152,8 @@ n_features), default="furthest_sum"
         Frobenius norm ``||X - S Z||_F`` of the training data.
     loss_curve_ : ndarray of shape (``n_iter_ + 1``,)
         Squared reconstruction error after initialisation and after every iteration
-        of the kept start (``inf`` where a squared error exceeds float64's range, as it
-        does for data near 1e300).
+        of the kept start, in squared units of ``X`` (``inf`` or 0 where that is beyond
+        float64's range, as for data near 1e300 or 1e-300).
     n_iter_ : int
         Number of outer iterations of the kept start.
     n_features_in_ : int
