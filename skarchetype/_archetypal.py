@@ -102,7 +102,7 @@ n_features), default="furthest_sum"
         equal to about 1e-6; under ``"mixed"`` they agree to the resolution of ``tol``
         instead. Float32 data are fitted in float32 either way, and float64 data whose
         spread is below float32's range relative to their largest entry (not their
-        scale: see below) fall back to ``"full"``.
+        scale, which is rescaled away) fall back to ``"full"``.
     batch_size : int or None, default=None
         If set, the data are read in blocks of this many rows and never copied: use it
         for read-only memory maps larger than memory. ``None`` holds the (centred)
