@@ -83,12 +83,18 @@ n_features), default="furthest_sum"
         Number of starts; the fit with the smallest loss is kept.
     max_iter : int, default=1000
         Maximum number of outer iterations of each start. An iteration reads the data
-        twice; most fits stop within a few hundred, but archetypes that nearly fill a
-        low-dimensional space can take longer.
+        twice; most fits stop within a few hundred, but raw-scale data (features on
+        scales orders of magnitude apart) and archetypes that nearly fill a
+        low-dimensional space can take longer. A fit stopped here warns
+        (``ConvergenceWarning``) with its last relative SSE change.
     tol : float, default=1e-6
-        Scale-free tolerance: a start stops when an iteration raises the explained
-        variance by less than ``tol`` (or by less than the dtype's rounding noise) and no
-        sample outside the working set would improve an archetype.
+        Relative tolerance on the loss, as PCHA's: a start stops when an iteration
+        lowers the squared reconstruction error ``||X - S Z||^2`` by less than ``tol``
+        times itself (or by less than the dtype's rounding noise of that error) and
+        no sample outside the working set would improve an archetype. The rule is
+        scale-free and does not loosen as the fit improves: with ``tol=1e-6`` a fit
+        stops once an iteration gains less than a millionth of what is left to
+        explain.
     delta : float, default=0.0
         PCHA's relaxation: each archetype's weights sum to a value in
         ``[1 - delta, 1 + delta]`` instead of 1, letting archetypes lie slightly outside
@@ -443,14 +449,16 @@ n_features), default="furthest_sum"
         return dataclasses.replace(
             fine, n_iter=coarse.n_iter + fine.n_iter,
             loss_curve=coarse.loss_curve + fine.loss_curve[1:],
+            relative_change=fine.relative_change if fine.n_iter else coarse.relative_change,
         )
 
     def _store(self, data: CentredRows, fit):
         """Set the fitted attributes from the kept start, polishing ``S`` per row."""
         if not fit.converged:
             warnings.warn(
-                f"ArchetypalAnalysis did not converge in max_iter={self.max_iter} iterations; "
-                "increase max_iter or tol.",
+                f"ArchetypalAnalysis did not converge in max_iter={self.max_iter} iterations: "
+                f"the last iteration lowered the SSE by {fit.relative_change:.1e} of itself, "
+                f"against tol={self.tol:g}; increase max_iter or tol.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

@@ -18,9 +18,20 @@ block on ``S``, but:
   steps with the fixed step ``1 / lambda_max(Z Z^T)``: no line search, so no loss
   evaluations, which cancel catastrophically in float32. ``S`` is held transposed,
   ``S^T`` of shape (K, n_samples), the layout in which those problems vectorise.
+- Alternating blocks crawl where ``S`` and ``C`` are strongly coupled, as on raw-scale
+  data (features on scales orders of magnitude apart): each block undoes little of the
+  other's lag. After every iteration the pair ``(C, S)`` is therefore also tried
+  further along the iteration's move, by a factor that grows while such steps succeed
+  and shrinks when they fail (extrapolation as Ang & Gillis 2019 accelerate NMF); a
+  trial is kept only where it lowers the loss. On wine (13 raw features) this reaches
+  PCHA's loss in a quarter of the iterations.
+- The stopping rule is PCHA's: the SSE fell by less than ``tol`` times itself. Where
+  the SSE's expanded form ``||X||^2 - ...`` cannot resolve that (near-perfect fits,
+  float32), the SSE is summed from the residuals ``X - S Z`` themselves.
 
-An iteration reads ``X`` twice (``X Z^T`` and ``S^T X``) and holds nothing larger than
-``n_samples x K`` besides the data.
+An iteration reads ``X`` two to four times (``X Z^T`` and ``S^T X``, once more for a
+trial, once more for a residual SSE) and holds nothing larger than a few
+``n_samples x K`` arrays besides the data.
 """
 
 from __future__ import annotations
@@ -44,6 +55,10 @@ from ._simplex import (
     step_coefficients,
 )
 
+# the extrapolation factor of the outer iterates: its start, bounds and growth on success
+_MOMENTUM = (0.5, 0.25, 4.0, 1.2)
+# halvings of the weights' step before a block gives up (2**-60: below any dtype's resolution)
+_MAX_HALVINGS = 60
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
 
@@ -60,6 +75,7 @@ class ArchetypeFit:
     n_iter: int
     converged: bool
     loss_curve: list = field(default_factory=list)
+    relative_change: float = math.inf  # the last iteration's SSE decrease over the SSE
 
 
 class WorkingSet:
@@ -109,14 +125,16 @@ def squared_error(total, St, Bt, G, scratch=None, all_sum=None) -> float:
     return total - float(explained if all_sum is None else all_sum(explained))
 
 
-def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candidates: int, out):
+def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, sse: float, tol: float,
+           n_candidates: int, out):
     """Rows outside the working set whose entry into ``C`` would lower the loss.
 
     The gradient of the loss in ``C`` is ``(H Z - S^T X) X^T`` with ``H = S^T S``. Row
     ``n`` improves archetype ``k`` when its gradient entry lies below the weighted mean
-    over the current support of ``C[k]`` (the KKT multiplier) by more than a tolerance
-    scaled to the archetype's share of the data. ``out``, of the shape of ``S^T``, is
-    overwritten.
+    over the current support of ``C[k]`` (the KKT multiplier) by more than a tolerance:
+    ``sqrt(tol)`` times the archetype's share of the SSE (so that near-perfect fits
+    still find their rows), or the rounding noise of the gradient where that is larger.
+    ``out``, of the shape of ``S^T``, is overwritten.
     """
     gradient = data.inner(data.all_sum(St @ St.T) @ Z - SX, out=out)
     mine, inside = data.owned(ws.indices)
@@ -124,10 +142,23 @@ def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, tol: float, n_candid
     improvement = gradient.neg_().add_(multiplier[:, None])
     improvement[:, inside] = -math.inf
     mass = data.all_sum(St.sum(dim=1).double()).clamp_min(1.0)
-    threshold = math.sqrt(tol) * mass * data.total_sum_of_squares / data.n_samples
+    rounding = torch.finfo(data.dtype).eps * data.total_sum_of_squares
+    threshold = mass * max(math.sqrt(tol) * sse, rounding) / data.n_samples
     best, candidates = data.top_k(improvement, n_candidates)
     keep = best.double() > threshold[:, None].to(best.device)
     return candidates[keep].unique().cpu().numpy()
+
+
+def _loss_noise(data: CentredRows) -> float:
+    """Rounding noise of :func:`squared_error` in the data's dtype.
+
+    Each sample's term carries an error of about ``eps * sqrt(n_features)`` times its
+    squared norm, of either sign; summed, they grow as the root of the sum of the
+    squared terms (measured: float32 errors of 1e-8 of the total variance on
+    20 000 x 64 data, where ``16 eps`` of the total is 2e-6).
+    """
+    root = math.sqrt(float(data.all_sum(data.squared_norms.double().square().sum())))
+    return 4 * torch.finfo(data.dtype).eps * math.sqrt(data.shape[1]) * root
 
 
 def _clip_and_normalise(V: torch.Tensor) -> torch.Tensor:
@@ -139,29 +170,47 @@ def _clip_and_normalise(V: torch.Tensor) -> torch.Tensor:
     return clipped / total
 
 
-def _line_search_steps(V, evaluate, project, step: float, n_steps: int, slack: float):
-    """PCHA's projected-gradient block (Mørup & Hansen 2012).
+def _line_search_steps(
+    V, gradient, curvature, project, fallback, step: float, n_steps: int
+):
+    """PCHA's projected-gradient block (Mørup & Hansen 2012) on a quadratic loss.
 
-    ``evaluate(Y)`` returns the loss at ``Y`` and its gradient. Each step removes from
-    the gradient its component along the rows' sum constraint, then halves the step
-    size until the loss does not grow by more than ``slack``, and grows it by 1.2 after
-    every accepted step. Returns the new ``V``, its loss and the step size to start from
+    ``gradient`` is half the loss's gradient at ``V`` and ``curvature(D)`` half the
+    change of that gradient along ``D``, so that moving by ``D`` changes the loss by
+    ``<D, 2 gradient + curvature(D)>``: a change computed from the step itself, whose
+    rounding error shrinks with the step (a difference of two losses carries the
+    error of the losses, which in float32 can exceed the change). Each step removes
+    from the gradient its component along the rows' sum constraint, maps the step
+    back with ``project`` (or, where that raises the loss, with the Euclidean
+    projection ``fallback``), and halves the step size (at most ``_MAX_HALVINGS``
+    times) until the loss does not grow; it grows by 1.2 after every accepted step.
+    Returns the new ``V``, the decrease of the loss and the step size to start from
     next time.
     """
-    value, gradient = evaluate(V)
+    decrease = 0.0
     for _ in range(n_steps):
         direction = gradient - (gradient * V).sum(dim=1, keepdim=True)
-        while True:
-            candidate = project(V - step * direction)
-            candidate_value, candidate_gradient = evaluate(candidate)
-            if candidate_value <= value + slack:
-                V, value, gradient = candidate, candidate_value, candidate_gradient
-                step *= 1.2
+        for halvings in range(_MAX_HALVINGS + 1):
+            trial = V - step * 0.5**halvings * direction
+            change = project(trial) - V
+            bend = curvature(change)
+            gain = float((change * (2 * gradient + bend)).double().sum())
+            if gain > 0:
+                # PCHA's clip-and-rescale need not descend, even for small steps (seen in
+                # float32); a Euclidean projected-gradient step does, if small enough
+                change = fallback(trial) - V
+                bend = curvature(change)
+                gain = float((change * (2 * gradient + bend)).double().sum())
+            if gain <= 0:
+                V, gradient, decrease = V + change, gradient + bend, decrease - gain
+                step *= 1.2 * 0.5**halvings
                 break
-            step /= 2
-            if step < 1e-300:
-                return V, value, step
-    return V, value, step
+        else:
+            # stationary to the dtype's resolution: no step lowers the loss that the
+            # rounding of its gradient can see. Keep the step for the next block, which
+            # starts from other coefficients (a collapsed step would never grow back).
+            break
+    return V, decrease, step
 
 
 class _CoefficientWork(NamedTuple):
@@ -260,8 +309,8 @@ def fit_archetypes(
     max_iter : int
         Cap on outer (C then S) iterations.
     tol : float
-        Stop when an iteration raises the explained variance by less than ``tol`` (plus
-        the rounding noise of the dtype) and pricing finds no row to add.
+        Stop when an iteration lowers the SSE by less than ``tol`` times the SSE (plus
+        the rounding noise of the SSE) and pricing finds no row to add.
     weight_steps : int
         Line-searched projected-gradient steps on ``C`` per iteration (cheap: they do
         not read ``X``).
@@ -278,9 +327,22 @@ def fit_archetypes(
     ArchetypeFit
     """
     total = data.total_sum_of_squares
-    noise_floor = 16 * torch.finfo(data.dtype).eps * total
+    noise = _loss_noise(data)
+    eps = torch.finfo(data.dtype).eps
+
+    def precise(sse):
+        """Whether the SSE must be summed from residuals to resolve ``tol``."""
+        return noise > tol * sse
+
+    def noise_of(sse):
+        return 4 * eps * math.sqrt(data.shape[1]) * sse if precise(sse) else noise
+
+    def measure(St, Bt, G, Z):
+        sse = squared_error(total, St, Bt, G, work.scratch, data.all_sum)
+        return data.residual_sum_of_squares(St, Z) if precise(sse) else sse
 
     project_weights = functools.partial(_project_weights, delta=delta)
+    euclidean = functools.partial(project_simplex, lower=1.0 - delta, upper=1.0 + delta)
 
     if start is None:
         ws, C, St, Z = _fresh_start(data, initial_rows, initial_archetypes, working_set)
@@ -289,15 +351,25 @@ def fit_archetypes(
         ws, C, St, Z = _continued_start(data, start, delta)
         n_steps = coefficient_steps
 
+    def extrapolate(C_before, St_before, C, St, factor):
+        """The iterate ``factor`` times the last iteration's move further on, back on the
+        constraints, with one block of coefficient steps and its SSE."""
+        C_next = project_weights(C + factor * (C - C_before))
+        St_next = project_simplex(St_before.mul_(-factor).add_(St, alpha=1 + factor), dim=0)
+        Z_next = C_next @ ws.rows
+        Bt_next, G_next = data.inner(Z_next), Z_next @ Z_next.T
+        _solve_coefficients(St_next, Bt_next, G_next, coefficient_steps, work)
+        return C_next, St_next, Z_next, Bt_next, G_next, measure(St_next, Bt_next, G_next, Z_next)
+
     def weights_block(C, St, SX, step):
         H, R = data.all_sum(St @ St.T), SX @ ws.rows.T
 
-        def evaluate(Y):
-            curvature = H @ Y @ ws.gram
-            value = total - 2 * (Y * R).double().sum() + (curvature.double() * Y.double()).sum()
-            return float(value), curvature - R
+        def curvature(D):
+            return H @ D @ ws.gram
 
-        return _line_search_steps(C, evaluate, project_weights, step, weight_steps, noise_floor)
+        return _line_search_steps(
+            C, curvature(C) - R, curvature, project_weights, euclidean, step, weight_steps
+        )
 
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
@@ -305,12 +377,13 @@ def fit_archetypes(
     sse, SX = squared_error(total, St, Bt, G, work.scratch, data.all_sum), data.rmatmul(St)
     curve, converged, complete, previous = [sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
+    momentum = _MOMENTUM[0]
     for iteration in range(1, max_iter + 1):
         decrease = previous - sse
-        stalled = decrease <= tol * total + noise_floor
-        if stalled or (not complete and decrease <= math.sqrt(tol) * total + noise_floor):
+        stalled = decrease <= tol * sse + noise_of(sse)
+        if stalled or (not complete and decrease <= math.sqrt(tol) * sse + noise_of(sse)):
             # Bt is rewritten before its next use: pricing works in it
-            added = ws.extend(_price(data, ws, St, SX, C, Z, tol, n_candidates, out=Bt))
+            added = ws.extend(_price(data, ws, St, SX, C, Z, sse, tol, n_candidates, out=Bt))
             C, complete = torch.nn.functional.pad(C, (0, added)), not added
             if verbose:
                 print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}, "
@@ -319,15 +392,26 @@ def fit_archetypes(
                 converged = True
                 break
         previous = sse
+        C_before, St_before = C, St.clone()
         C, _, c_step_size = weights_block(C, St, SX, c_step_size)
         Z = C @ ws.rows
         Bt, G = data.inner(Z, out=Bt), Z @ Z.T
         _solve_coefficients(St, Bt, G, coefficient_steps, work)
-        sse, SX = squared_error(total, St, Bt, G, work.scratch, data.all_sum), data.rmatmul(St)
+        sse = measure(St, Bt, G, Z)
+        if iteration > 1:
+            # St_before is overwritten: the iteration's start is not needed any more
+            trial = extrapolate(C_before, St_before, C, St, momentum)
+            if trial[-1] < sse - noise_of(sse):
+                C, St, Z, Bt, G, sse = trial
+                momentum = min(momentum * _MOMENTUM[3], _MOMENTUM[2])
+            else:
+                momentum = max(momentum / 2, _MOMENTUM[1])
+        SX = data.rmatmul(St)
         curve.append(sse)
         if verbose >= 2:
             print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")
     return ArchetypeFit(
         archetypes=Z, coefficients=St, weights=C, working_set=ws.indices, sse=sse,
         n_iter=len(curve) - 1, converged=converged, loss_curve=curve,
+        relative_change=(curve[-2] - sse) / max(sse, noise) if len(curve) > 1 else math.inf,
     )

@@ -155,6 +155,20 @@ class CentredRows(SampleReductions):
             out += A[:, rows] @ block
         return out
 
+    def residual_sum_of_squares(self, At: torch.Tensor, Z: torch.Tensor) -> float:
+        """``||(X - mean) - A Z||^2`` over every process's rows, for ``At = A^T`` (q,
+        n_samples) and ``Z`` (q, n_features), from the residuals themselves: its
+        rounding is relative to the result, not to ``||X - mean||^2`` as when it is
+        expanded into inner products. Residuals are formed ``_CHUNK_ROWS`` rows at a
+        time and summed in float64."""
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        for rows, block in self._blocks():
+            for chunk in batch_slices(block.shape[0], _CHUNK_ROWS):
+                fitted = At[:, rows][:, chunk]
+                residual = torch.addmm(block[chunk], fitted.T, Z, alpha=-1)
+                total += torch.linalg.vecdot(residual, residual).sum(dtype=torch.float64)
+        return float(self.all_sum(total))
+
     def rows(self, index) -> torch.Tensor:
         """The centred rows at integer positions ``index``."""
         if not self._streamed:
