@@ -48,6 +48,8 @@ from .._torch import batch_slices
 from ._rows import CentredRows
 from ._shards import random_coefficients
 from ._simplex import (
+    N_STEP_BUFFERS,
+    adaptive_steps,
     chunk_width,
     leading,
     lipschitz_constant,
@@ -55,6 +57,12 @@ from ._simplex import (
     step_coefficients,
 )
 
+# condition numbers of Z Z^T (see _condition_number) from which S takes adaptive steps:
+# about 10 on standardised and synthetic data, 1e5 to 1e8 on raw-scale data
+_STIFF_CONDITION = 1e3
+# the iteration from which the outer iterates are extrapolated: fits that converge
+# sooner would spend more on the trials than they save
+_EXTRAPOLATE_FROM = 20
 # the extrapolation factor of the outer iterates: its start, bounds and growth on success
 _MOMENTUM = (0.5, 0.25, 4.0, 1.2)
 # halvings of the weights' step before a block gives up (2**-60: below any dtype's resolution)
@@ -125,23 +133,24 @@ def squared_error(total, St, Bt, G, scratch=None, all_sum=None) -> float:
     return total - float(explained if all_sum is None else all_sum(explained))
 
 
-def _price(data: CentredRows, ws: WorkingSet, St, SX, C, Z, sse: float, tol: float,
-           n_candidates: int, out):
+def _price(data: CentredRows, ws: WorkingSet, C, pull, sse: float, tol: float,
+           mass, n_candidates: int, out):
     """Rows outside the working set whose entry into ``C`` would lower the loss.
 
-    The gradient of the loss in ``C`` is ``(H Z - S^T X) X^T`` with ``H = S^T S``. Row
+    The gradient of the loss in ``C`` is ``-pull X^T``, with ``pull = S^T (X - S Z)``
+    and ``mass`` the column sums of ``S`` (both over every process's rows). Row
     ``n`` improves archetype ``k`` when its gradient entry lies below the weighted mean
     over the current support of ``C[k]`` (the KKT multiplier) by more than a tolerance:
     ``sqrt(tol)`` times the archetype's share of the SSE (so that near-perfect fits
     still find their rows), or the rounding noise of the gradient where that is larger.
     ``out``, of the shape of ``S^T``, is overwritten.
     """
-    gradient = data.inner(data.all_sum(St @ St.T) @ Z - SX, out=out)
+    gradient = data.inner(pull.neg(), out=out)
     mine, inside = data.owned(ws.indices)
     multiplier = data.all_sum((C[:, mine] * gradient[:, inside]).sum(dim=1)) / C.sum(dim=1)
     improvement = gradient.neg_().add_(multiplier[:, None])
     improvement[:, inside] = -math.inf
-    mass = data.all_sum(St.sum(dim=1).double()).clamp_min(1.0)
+    mass = mass.double().clamp_min(1.0)
     rounding = torch.finfo(data.dtype).eps * data.total_sum_of_squares
     threshold = mass * max(math.sqrt(tol) * sse, rounding) / data.n_samples
     best, candidates = data.top_k(improvement, n_candidates)
@@ -170,6 +179,18 @@ def _clip_and_normalise(V: torch.Tensor) -> torch.Tensor:
     return clipped / total
 
 
+def _quadratic_change(change, gradient, curvature):
+    """The change ``<D, 2 gradient + curvature(D)>`` of a quadratic loss along ``D``
+    (see :func:`_line_search_steps`) and ``curvature(D)``; NaN where it lies within the
+    rounding of its own terms, so that its sign means nothing."""
+    bend = curvature(change)
+    terms = change * (2 * gradient + bend)
+    gain = float(terms.sum(dtype=torch.float64))
+    if gain > 0 and gain <= 8 * torch.finfo(terms.dtype).eps * float(terms.abs().sum()):
+        gain = math.nan
+    return gain, bend
+
+
 def _line_search_steps(
     V, gradient, curvature, project, fallback, step: float, n_steps: int
 ):
@@ -193,17 +214,17 @@ def _line_search_steps(
         for halvings in range(_MAX_HALVINGS + 1):
             trial = V - step * 0.5**halvings * direction
             change = project(trial) - V
-            bend = curvature(change)
-            gain = float((change * (2 * gradient + bend)).double().sum())
+            gain, bend = _quadratic_change(change, gradient, curvature)
             if gain > 0:
                 # PCHA's clip-and-rescale need not descend, even for small steps (seen in
                 # float32); a Euclidean projected-gradient step does, if small enough
                 change = fallback(trial) - V
-                bend = curvature(change)
-                gain = float((change * (2 * gradient + bend)).double().sum())
+                gain, bend = _quadratic_change(change, gradient, curvature)
             if gain <= 0:
                 V, gradient, decrease = V + change, gradient + bend, decrease - gain
                 step *= 1.2 * 0.5**halvings
+                break
+            if math.isnan(gain):  # a change below the rounding of its own gain
                 break
         else:
             # stationary to the dtype's resolution: no step lowers the loss that the
@@ -216,33 +237,73 @@ def _line_search_steps(
 class _CoefficientWork(NamedTuple):
     """State kept across calls of :func:`_solve_coefficients`."""
 
-    scratch: torch.Tensor  # three buffers of one chunk of S^T
+    scratch: torch.Tensor  # N_STEP_BUFFERS buffers of one chunk of S^T
     thresholds: torch.Tensor  # (1, n_samples): each sample's last projection threshold
+    step_factors: torch.Tensor  # (1, n_samples): each sample's step in units of 1 / L
+    gains: torch.Tensor  # (1, n_samples): each sample's loss change in the last call
 
 
 def _coefficient_workspace(St) -> _CoefficientWork:
     """Scratch for the chunks of ``St`` and thresholds for its samples (none yet: ``inf``)."""
     return _CoefficientWork(
-        St.new_empty(3, St.shape[0], chunk_width(St.shape)),
+        St.new_empty(N_STEP_BUFFERS, St.shape[0], chunk_width(St.shape)),
         St.new_full((1, St.shape[1]), math.inf),
+        St.new_ones(1, St.shape[1]),
+        St.new_zeros(1, St.shape[1]),
     )
 
 
-def _solve_coefficients(St, Bt, G, n_steps: int, work) -> None:
+def _solve_coefficients(St, Bt, G, step: float, n_steps: int, work, all_sum) -> float:
     """Accelerated projected-gradient steps on ``min ||X - S Z||^2`` over row-stochastic S.
 
     ``St = S^T`` and ``Bt = Z X^T`` hold one sample per column; ``St`` is updated in
     place, using ``work`` from :func:`_coefficient_workspace`. The samples are
     independent, so they are stepped in chunks that stay in the CPU's cache for all the
     steps: with a million samples, stepping them all at once made every elementwise
-    operation several times slower per entry.
+    operation several times slower per entry. ``step`` is ``1 / lambda_max(G)``.
+    Returns the decrease of the squared error, computed from the steps themselves
+    (exact, unlike a difference of losses).
     """
-    step = 1.0 / lipschitz_constant(G)
+    work.gains.zero_()
     for columns in batch_slices(St.shape[1], work.scratch.shape[2]):
-        step_coefficients(
+        adaptive_steps(
             St[:, columns], Bt[:, columns], G, step, n_steps, work.scratch,
-            work.thresholds[:, columns],
+            work.thresholds[:, columns], work.step_factors[:, columns], work.gains[:, columns],
         )
+    return -2 * float(all_sum(work.gains.sum(dtype=torch.float64)))
+
+
+def _condition_number(G) -> float:
+    """``lambda_max(G)`` over the smallest eigenvalue of ``G`` on the simplex's tangent
+    space (vectors summing to zero): what sets the pace of gradient steps on ``S``."""
+    size = G.shape[0]
+    if size < 2:
+        return 1.0
+    centring = torch.eye(size, dtype=torch.float64, device=G.device) - 1.0 / size
+    G = G.double()
+    tangent = torch.linalg.eigvalsh(centring @ G @ centring)[1:]  # [0]: along the ones
+    smallest = float(tangent.min())
+    return float(torch.linalg.eigvalsh(G).max()) / smallest if smallest > 0 else math.inf
+
+
+def _coefficient_block(St, Bt, G, n_steps: int, max_rounds: int, work, all_sum) -> None:
+    """Steps on ``S``. Where ``G`` is well conditioned, ``n_steps`` fixed accelerated
+    steps. Elsewhere (raw-scale data) ``S`` lags far behind the archetypes: rounds of
+    ``n_steps`` steps of each sample's own size, more while a round still gains at least
+    half as much as the one before."""
+    step = 1.0 / lipschitz_constant(G)
+    if _condition_number(G) <= _STIFF_CONDITION:
+        for columns in batch_slices(St.shape[1], work.scratch.shape[2]):
+            step_coefficients(
+                St[:, columns], Bt[:, columns], G, step, n_steps, work.scratch[:3],
+                work.thresholds[:, columns],
+            )
+        return
+    gained = _solve_coefficients(St, Bt, G, step, n_steps, work, all_sum)
+    for _ in range(max_rounds - 1):
+        previous, gained = gained, _solve_coefficients(St, Bt, G, step, n_steps, work, all_sum)
+        if not gained >= previous / 2:
+            break
 
 
 def _project_weights(V: torch.Tensor, delta: float) -> torch.Tensor:
@@ -282,8 +343,9 @@ def fit_archetypes(
     delta: float = 0.0,
     max_iter: int = 1000,
     tol: float = 1e-6,
-    weight_steps: int = 10,
+    weight_steps: int = 5,
     coefficient_steps: int = 2,
+    coefficient_rounds: int = 5,
     n_candidates: int = 10,
     verbose: int = 0,
 ) -> ArchetypeFit:
@@ -315,8 +377,12 @@ def fit_archetypes(
         Line-searched projected-gradient steps on ``C`` per iteration (cheap: they do
         not read ``X``).
     coefficient_steps : int
-        Accelerated steps on ``S`` per iteration. More do not reduce the number of
-        iterations: the archetypes, not the coefficients, set the pace.
+        Accelerated steps on ``S`` per round; an iteration runs up to
+        ``coefficient_rounds`` rounds, more only while ``S`` still gains fast (on badly
+        conditioned data ``S`` lags behind the archetypes; elsewhere one round is all
+        it needs).
+    coefficient_rounds : int
+        Cap on those rounds.
     n_candidates : int
         At most this many rows enter the working set per archetype per pricing.
     verbose : int
@@ -330,16 +396,22 @@ def fit_archetypes(
     noise = _loss_noise(data)
     eps = torch.finfo(data.dtype).eps
 
-    def precise(sse):
-        """Whether the SSE must be summed from residuals to resolve ``tol``."""
-        return noise > tol * sse
+    # whether the SSE is summed from the residuals, which costs a pass over X: only once
+    # its expanded form, whose rounding is ``noise``, can no longer resolve ``tol``
+    precise = False
 
     def noise_of(sse):
-        return 4 * eps * math.sqrt(data.shape[1]) * sse if precise(sse) else noise
+        return 4 * eps * math.sqrt(data.shape[1]) * sse if precise else noise
 
     def measure(St, Bt, G, Z):
-        sse = squared_error(total, St, Bt, G, work.scratch, data.all_sum)
-        return data.residual_sum_of_squares(St, Z) if precise(sse) else sse
+        """The SSE, and ``S^T (X - S Z)`` where the SSE comes from the residuals."""
+        if precise:
+            return data.residual_products(St, Z)
+        return squared_error(total, St, Bt, G, work.scratch, data.all_sum), None
+
+    def pull_of(St, Z, pull=None):
+        """``S^T (X - S Z)``, expanded into ``S^T X - S^T S Z`` unless given."""
+        return data.rmatmul(St) - data.all_sum(St @ St.T) @ Z if pull is None else pull
 
     project_weights = functools.partial(_project_weights, delta=delta)
     euclidean = functools.partial(project_simplex, lower=1.0 - delta, upper=1.0 + delta)
@@ -351,6 +423,9 @@ def fit_archetypes(
         ws, C, St, Z = _continued_start(data, start, delta)
         n_steps = coefficient_steps
 
+    def coefficient_block(St, Bt, G, n_steps):
+        _coefficient_block(St, Bt, G, n_steps, coefficient_rounds, work, data.all_sum)
+
     def extrapolate(C_before, St_before, C, St, factor):
         """The iterate ``factor`` times the last iteration's move further on, back on the
         constraints, with one block of coefficient steps and its SSE."""
@@ -358,32 +433,38 @@ def fit_archetypes(
         St_next = project_simplex(St_before.mul_(-factor).add_(St, alpha=1 + factor), dim=0)
         Z_next = C_next @ ws.rows
         Bt_next, G_next = data.inner(Z_next), Z_next @ Z_next.T
-        _solve_coefficients(St_next, Bt_next, G_next, coefficient_steps, work)
-        return C_next, St_next, Z_next, Bt_next, G_next, measure(St_next, Bt_next, G_next, Z_next)
+        coefficient_block(St_next, Bt_next, G_next, coefficient_steps)
+        return (C_next, St_next, Z_next, Bt_next, G_next,
+                *measure(St_next, Bt_next, G_next, Z_next))
 
-    def weights_block(C, St, SX, step):
-        H, R = data.all_sum(St @ St.T), SX @ ws.rows.T
+    def weights_block(C, St, pull, step):
+        H = data.all_sum(St @ St.T)
 
         def curvature(D):
             return H @ D @ ws.gram
 
         return _line_search_steps(
-            C, curvature(C) - R, curvature, project_weights, euclidean, step, weight_steps
+            C, -pull @ ws.rows.T, curvature, project_weights, euclidean, step, weight_steps
         )
 
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
-    _solve_coefficients(St, Bt, G, n_steps, work)
-    sse, SX = squared_error(total, St, Bt, G, work.scratch, data.all_sum), data.rmatmul(St)
+    coefficient_block(St, Bt, G, n_steps)
+    sse, pull = squared_error(total, St, Bt, G, work.scratch, data.all_sum), pull_of(St, Z)
     curve, converged, complete, previous = [sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
     momentum = _MOMENTUM[0]
     for iteration in range(1, max_iter + 1):
         decrease = previous - sse
         stalled = decrease <= tol * sse + noise_of(sse)
+        if stalled and not precise and noise > tol * sse:
+            precise, stalled = True, False
+            sse, pull = data.residual_products(St, Z)
+            curve[-1] = sse
         if stalled or (not complete and decrease <= math.sqrt(tol) * sse + noise_of(sse)):
             # Bt is rewritten before its next use: pricing works in it
-            added = ws.extend(_price(data, ws, St, SX, C, Z, sse, tol, n_candidates, out=Bt))
+            mass = data.all_sum(St.sum(dim=1))
+            added = ws.extend(_price(data, ws, C, pull, sse, tol, mass, n_candidates, out=Bt))
             C, complete = torch.nn.functional.pad(C, (0, added)), not added
             if verbose:
                 print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}, "
@@ -393,20 +474,20 @@ def fit_archetypes(
                 break
         previous = sse
         C_before, St_before = C, St.clone()
-        C, _, c_step_size = weights_block(C, St, SX, c_step_size)
+        C, _, c_step_size = weights_block(C, St, pull, c_step_size)
         Z = C @ ws.rows
         Bt, G = data.inner(Z, out=Bt), Z @ Z.T
-        _solve_coefficients(St, Bt, G, coefficient_steps, work)
-        sse = measure(St, Bt, G, Z)
-        if iteration > 1:
+        coefficient_block(St, Bt, G, coefficient_steps)
+        sse, pull = measure(St, Bt, G, Z)
+        if iteration >= _EXTRAPOLATE_FROM:
             # St_before is overwritten: the iteration's start is not needed any more
             trial = extrapolate(C_before, St_before, C, St, momentum)
-            if trial[-1] < sse - noise_of(sse):
-                C, St, Z, Bt, G, sse = trial
+            if trial[-2] < sse - noise_of(sse):
+                C, St, Z, Bt, G, sse, pull = trial
                 momentum = min(momentum * _MOMENTUM[3], _MOMENTUM[2])
             else:
                 momentum = max(momentum / 2, _MOMENTUM[1])
-        SX = data.rmatmul(St)
+        pull = pull_of(St, Z, pull)
         curve.append(sse)
         if verbose >= 2:
             print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")

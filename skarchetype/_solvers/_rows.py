@@ -155,19 +155,29 @@ class CentredRows(SampleReductions):
             out += A[:, rows] @ block
         return out
 
-    def residual_sum_of_squares(self, At: torch.Tensor, Z: torch.Tensor) -> float:
-        """``||(X - mean) - A Z||^2`` over every process's rows, for ``At = A^T`` (q,
-        n_samples) and ``Z`` (q, n_features), from the residuals themselves: its
-        rounding is relative to the result, not to ``||X - mean||^2`` as when it is
-        expanded into inner products. Residuals are formed ``_CHUNK_ROWS`` rows at a
-        time and summed in float64."""
+    def residual_products(self, At: torch.Tensor, Z: torch.Tensor):
+        """``||R||^2`` and ``A R`` for the residuals ``R = (X - mean) - A^T Z``, over
+        every process's rows, for ``At`` (q, n_samples) and ``Z`` (q, n_features).
+
+        Both are formed from the residuals themselves, ``_CHUNK_ROWS`` rows at a time:
+        their rounding is relative to ``R``, where expanding them into products of ``X``
+        leaves a rounding relative to ``X``, which swamps ``R`` in near-perfect fits.
+        The squares are summed in float64.
+
+        Returns
+        -------
+        sum_of_squares : float
+        products : Tensor of shape (q, n_features)
+        """
         total = torch.zeros((), device=self.device, dtype=torch.float64)
+        products = torch.zeros(Z.shape, device=self.device, dtype=self.dtype)
         for rows, block in self._blocks():
             for chunk in batch_slices(block.shape[0], _CHUNK_ROWS):
-                fitted = At[:, rows][:, chunk]
-                residual = torch.addmm(block[chunk], fitted.T, Z, alpha=-1)
+                weights = At[:, rows][:, chunk]
+                residual = torch.addmm(block[chunk], weights.T, Z, alpha=-1)
                 total += torch.linalg.vecdot(residual, residual).sum(dtype=torch.float64)
-        return float(self.all_sum(total))
+                products += weights @ residual
+        return float(self.all_sum(total)), self.all_sum(products)
 
     def rows(self, index) -> torch.Tensor:
         """The centred rows at integer positions ``index``."""

@@ -163,6 +163,80 @@ def step_coefficients(
     return S if current is S else S.copy_(current)
 
 
+# scratch tensors of the size of S that adaptive_steps works in
+N_STEP_BUFFERS = 6
+# per-sample step factors grow by this after an accepted step and halve after a rejected one
+_STEP_GROWTH = 1.2
+
+
+def adaptive_steps(
+    S, B, G, step: float, n_steps: int, work=None, thresholds=None, step_factors=None,
+    gains=None,
+) -> torch.Tensor:
+    """:func:`step_coefficients` with a step size of each column's own, for the
+    alternating solver, where ``G`` may be badly conditioned.
+
+    Every column ``s`` of ``S`` (with ``b`` the same column of ``B``) is its own problem
+    with its own Nesterov momentum and its own step size, ``step`` (at most
+    ``1 / lambda_max(G)``) times its entry of ``step_factors``. A step is kept only
+    where it lowers the column's loss, a change computed exactly from the step and the
+    gradient (no difference of losses, so no cancellation in float32); the column's
+    factor then grows by 1.2. Elsewhere the column stays, its momentum restarts and its
+    factor halves (but stays at least 1). Steps far above ``1 / lambda_max(G)`` are
+    what make progress when ``G`` is badly conditioned (features on scales orders of
+    magnitude apart): the simplex's faces pin the stiff directions, and the curvature
+    left along a column's face can be far smaller than ``lambda_max(G)``.
+
+    ``S`` is updated in place and returned. ``work`` holds :data:`N_STEP_BUFFERS`
+    contiguous scratch tensors of at least ``S.numel()`` entries each: a solver that
+    steps many times passes the same ones, so that no step allocates (fresh memory
+    costs a page fault per 4 KiB). ``thresholds``, shape (1, n_columns), are where the
+    columns' first projections start (the last ones of earlier steps on these columns;
+    ``inf`` where there are none) and receive this call's last ones. ``step_factors``,
+    shape (1, n_columns), are updated in place; ones when not given. ``gains``, shape
+    (1, n_columns), receive (added) each column's change of ``1/2 s^T G s - s^T b``,
+    half that of its squared error.
+    """
+    if work is None:
+        work = S.new_empty(N_STEP_BUFFERS, *S.shape)
+    gradient, previous_gradient, previous, trial, change, spare = (
+        leading(buffer, S.shape) for buffer in work[:N_STEP_BUFFERS]
+    )
+    if step_factors is None:
+        step_factors = S.new_ones(1, S.shape[1])
+    torch.addmm(B, G, S, beta=-1, out=gradient)
+    previous.copy_(S)
+    previous_gradient.copy_(gradient)
+    momentum, threshold = S.new_ones(1, S.shape[1]), thresholds
+    # a step stays far above the dtype's resolution of the entries, which lie in [0, 1]
+    largest_factor = 1 / (1024 * torch.finfo(S.dtype).eps)
+    for _ in range(n_steps):
+        momentum_next = momentum.square().mul(4).add_(1).sqrt_().add_(1).div_(2)
+        extrapolation = momentum.sub_(1).div_(momentum_next)
+        # the extrapolated point and its gradient (linear in the point)
+        torch.sub(S, previous, out=trial).mul_(extrapolation).add_(S)
+        torch.sub(gradient, previous_gradient, out=change).mul_(extrapolation).add_(gradient)
+        trial.addcmul_(change, step_factors, value=-step)
+        threshold = _project_onto_sum_(trial, 1.0, 0, spare, threshold)
+        torch.sub(trial, S, out=change)
+        # spare = gradient + G change / 2: the loss changes by change . spare
+        torch.addmm(gradient, G, change, alpha=0.5, out=spare)
+        gain = torch.linalg.vecdot(change, spare, dim=0).unsqueeze_(0)
+        # 1 where the step lowers the column's loss, else 0; float arithmetic beats masks
+        accept = gain.sign().clamp_min_(0).neg_().add_(1)
+        if gains is not None:
+            gains.addcmul_(gain, accept)
+        previous.copy_(S)
+        previous_gradient.copy_(gradient)
+        S.addcmul_(change, accept)
+        gradient.addcmul_(spare.sub_(gradient), accept, value=2)  # + G change where kept
+        step_factors.mul_(accept * (_STEP_GROWTH - 0.5) + 0.5).clamp_(1.0, largest_factor)
+        momentum = momentum_next.sub_(1).mul_(accept).add_(1)
+    if thresholds is not None:
+        thresholds.copy_(threshold)
+    return S
+
+
 def minimise_on_faces_(S, B, G) -> None:
     """Move each column of ``S`` to the minimiser of ``1/2 s^T G s - s^T b`` on its face.
 
