@@ -418,8 +418,8 @@ n_features), default="furthest_sum"
             distances = data.squared_norms - 2 * data.inner(centred)
             rows = data.argmax(-distances)
         fit = fit_archetypes(
-            data, rows, initial_archetypes=centred, delta=self.delta, max_iter=self.max_iter,
-            tol=self.tol, verbose=self.verbose,
+            data, rows, initial_archetypes=centred, seed=rng.randint(2**31), delta=self.delta,
+            max_iter=self.max_iter, tol=self.tol, verbose=self.verbose,
         )
         if self.verbose:
             print(f"[ArchetypalAnalysis] start with seed {seed}: EV "

@@ -311,14 +311,14 @@ def _project_weights(V: torch.Tensor, delta: float) -> torch.Tensor:
     return project_simplex(V, 1.0 - delta, 1.0 + delta) if delta else _clip_and_normalise(V)
 
 
-def _fresh_start(data: CentredRows, initial_rows, initial_archetypes, working_set):
+def _fresh_start(data: CentredRows, initial_rows, initial_archetypes, working_set, seed):
     """Working set, ``C``, ``S^T`` and ``Z`` of a fit starting from data rows."""
     n_archetypes = len(initial_rows)
     candidates = initial_rows if working_set is None else np.append(initial_rows, working_set)
     ws = WorkingSet(data, candidates.astype(np.int64))
     C = torch.zeros(n_archetypes, len(ws.indices), device=data.device, dtype=data.dtype)
     C[torch.arange(n_archetypes), torch.as_tensor(ws.position(initial_rows))] = 1.0
-    St = random_coefficients(data, n_archetypes, seed=int(initial_rows[0]))
+    St = random_coefficients(data, n_archetypes, seed=seed)
     Z = C @ ws.rows if initial_archetypes is None else initial_archetypes
     return ws, C, St, Z
 
@@ -340,6 +340,7 @@ def fit_archetypes(
     initial_archetypes: torch.Tensor | None = None,
     working_set: np.ndarray | None = None,
     start: ArchetypeFit | None = None,
+    seed: int = 0,
     delta: float = 0.0,
     max_iter: int = 1000,
     tol: float = 1e-6,
@@ -363,6 +364,9 @@ def fit_archetypes(
     working_set : ndarray, optional
         Further rows the working set starts with; all rows give the unrestricted
         solver (PCHA's problem, slower), the reference the working set must reach.
+    seed : int
+        Seed of the random start of the coefficients (PCHA's), which steers the fit to
+        one of the loss's local minima; not used with ``start``.
     start : ArchetypeFit, optional
         A fit of the same data to continue from, e.g. one found in lower precision:
         its working set, weights and coefficients replace the initial ones.
@@ -401,7 +405,7 @@ def fit_archetypes(
     precise = False
 
     def noise_of(sse):
-        return 4 * eps * math.sqrt(data.shape[1]) * sse if precise else noise
+        return 4 * eps * sse if precise else noise
 
     def measure(St, Bt, G, Z):
         """The SSE, and ``S^T (X - S Z)`` where the SSE comes from the residuals."""
@@ -417,7 +421,7 @@ def fit_archetypes(
     euclidean = functools.partial(project_simplex, lower=1.0 - delta, upper=1.0 + delta)
 
     if start is None:
-        ws, C, St, Z = _fresh_start(data, initial_rows, initial_archetypes, working_set)
+        ws, C, St, Z = _fresh_start(data, initial_rows, initial_archetypes, working_set, seed)
         n_steps = _INITIAL_COEFFICIENT_STEPS
     else:
         ws, C, St, Z = _continued_start(data, start, delta)
