@@ -86,7 +86,8 @@ HARD_SETS = {
     "near-perfect": (lambda: make_archetypal_data(
         3000, 16, 5, concentration=0.1, noise=0.001, plant=True, random_state=2)[0], 5),
     "iris, K = D": (lambda: load_iris().data, 4),
-    "N < D": (lambda: np.maximum(0, np.random.RandomState(0).randn(120, 800) + 1), 10),
+    "N < D": (lambda: np.maximum(0, np.random.RandomState(0).randn(120, 800)
+                                + np.random.RandomState(1).randn(1, 800)), 10),
 }
 
 

@@ -422,10 +422,10 @@ def fit_archetypes(
 
     if start is None:
         ws, C, St, Z = _fresh_start(data, initial_rows, initial_archetypes, working_set, seed)
-        n_steps = _INITIAL_COEFFICIENT_STEPS
+        n_steps, done = _INITIAL_COEFFICIENT_STEPS, 0
     else:
         ws, C, St, Z = _continued_start(data, start, delta)
-        n_steps = coefficient_steps
+        n_steps, done = coefficient_steps, start.n_iter
 
     def coefficient_block(St, Bt, G, n_steps):
         _coefficient_block(St, Bt, G, n_steps, coefficient_rounds, work, data.all_sum)
@@ -483,7 +483,7 @@ def fit_archetypes(
         Bt, G = data.inner(Z, out=Bt), Z @ Z.T
         coefficient_block(St, Bt, G, coefficient_steps)
         sse, pull = measure(St, Bt, G, Z)
-        if iteration >= _EXTRAPOLATE_FROM:
+        if done + iteration >= _EXTRAPOLATE_FROM:
             # St_before is overwritten: the iteration's start is not needed any more
             trial = extrapolate(C_before, St_before, C, St, momentum)
             if trial[-2] < sse - noise_of(sse):
