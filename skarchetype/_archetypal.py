@@ -134,7 +134,9 @@ n_features), default="furthest_sum"
         With ``random_state=None`` every process uses the seeds of rank 0.
         See :doc:`/user_guide/distributed`.
     random_state : int, RandomState instance or None, default=None
-        Seed of the initialisations.
+        Seed of the initialisations: the rows ``init`` picks and PCHA's random start of
+        the coefficients, which also an ``init`` array's fit draws. Pass an int for
+        reproducible fits.
     verbose : int, default=0
         1 prints progress at every working-set update, 2 at every iteration.
 

@@ -79,7 +79,8 @@ def test_any_representable_scale_gives_the_unit_fit_up_to_rounding(unit, dtype, 
     np.testing.assert_allclose(scaled.archetype_weights_.toarray(),
                                reference.archetype_weights_.toarray(), atol=rtol)
     assert scaled.explained_variance_ == pytest.approx(reference.explained_variance_, abs=rtol)
-    assert scaled.n_iter_ == reference.n_iter_
+    # a decrease within rounding of the threshold may stop the fit one iteration apart
+    assert abs(scaled.n_iter_ - reference.n_iter_) <= 1
 
 
 @pytest.mark.parametrize("scale", [1e-25, 1e150, 1e300])

@@ -63,6 +63,7 @@ _STIFF_CONDITION = 1e3
 # the iteration from which the outer iterates are extrapolated: fits that converge
 # sooner would spend more on the trials than they save
 _EXTRAPOLATE_FROM = 20
+_TINY = torch.finfo(torch.float64).tiny
 # the extrapolation factor of the outer iterates: its start, bounds and growth on success
 _MOMENTUM = (0.5, 0.25, 4.0, 1.2)
 # halvings of the weights' step before a block gives up (2**-60: below any dtype's resolution)
@@ -498,5 +499,7 @@ def fit_archetypes(
     return ArchetypeFit(
         archetypes=Z, coefficients=St, weights=C, working_set=ws.indices, sse=sse,
         n_iter=len(curve) - 1, converged=converged, loss_curve=curve,
-        relative_change=(curve[-2] - sse) / max(sse, noise) if len(curve) > 1 else math.inf,
+        relative_change=(
+            (curve[-2] - sse) / max(sse, noise, _TINY) if len(curve) > 1 else math.inf
+        ),
     )
