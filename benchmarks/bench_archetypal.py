@@ -32,7 +32,7 @@ from _scoring import score_fit
 
 from skarchetype.datasets import BENCHMARK_SETS, load_benchmark_data
 
-DATA_SETS = ("digits", "synth20k", "relu50k", "planted")
+DATA_SETS = ("digits", "synth20k", "relu50k", "relu30k", "planted")
 N_ARCHETYPES = {"digits": 10,
                 **{name: spec["n_archetypes"] for name, spec in BENCHMARK_SETS.items()}}
 WARM_UP_ROWS = 256
@@ -183,11 +183,16 @@ def _summary(runs: list[dict], reference: dict | None, args) -> dict:
         summary["speedup"] = reference["seconds"] / seconds
         summary["delta_median"] = summary["ev_median"] - reference["ev_median"]
         summary["delta_worst"] = summary["ev_min"] - reference["ev_median"]
+        # the unexplained variance (SSE) against the reference's: the protocol's quality
+        reference_sse = max(1 - reference["ev_median"], 1e-300)
+        summary["sse_median"] = (1 - summary["ev_median"]) / reference_sse
+        summary["sse_worst"] = (1 - summary["ev_min"]) / reference_sse
     return summary
 
 
 COLUMNS = ("tool", "X dtype", "seeds", "fit s (median)", "speed-up vs py_pcha", "EV median",
-           "EV min", "ΔEV median", "ΔEV worst", "simplex", "recovery", "fit MiB", "note")
+           "EV min", "ΔEV median", "ΔEV worst", "SSE / py_pcha (median)", "SSE / py_pcha (worst)",
+           "simplex", "recovery", "fit MiB", "note")
 
 
 def _table_row(tool: str, dtype: str, summary: dict) -> list[str]:
@@ -196,7 +201,8 @@ def _table_row(tool: str, dtype: str, summary: dict) -> list[str]:
     return [tool, dtype, str(summary["seeds"]), _format(summary["seconds"], ".3g"),
             _format(summary.get("speedup"), ".2f"), _format(summary["ev_median"], ".5f"),
             _format(summary["ev_min"], ".5f"), _format(summary.get("delta_median"), "+.5f"),
-            _format(summary.get("delta_worst"), "+.5f"), summary["simplex"],
+            _format(summary.get("delta_worst"), "+.5f"), _format(summary.get("sse_median"), ".5f"),
+            _format(summary.get("sse_worst"), ".5f"), summary["simplex"],
             _format(summary["recovery"], ".4f"), _format(summary["memory"], ".0f"),
             summary["note"]]
 

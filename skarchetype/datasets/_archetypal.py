@@ -10,6 +10,8 @@ BENCHMARK_SETS = {
                      noise=0.05),
     "relu50k": dict(n_samples=50_000, n_features=512, n_archetypes=20, concentration=0.5,
                     noise=0.1, relu=True),
+    "relu30k": dict(n_samples=30_000, n_features=96, n_archetypes=10, concentration=0.5,
+                    noise=0.1, relu=True),
     "planted": dict(n_samples=20_000, n_features=64, n_archetypes=8, concentration=0.1,
                     noise=0.01, plant=True),
     "relu1m": dict(n_samples=1_000_000, n_features=512, n_archetypes=20, concentration=0.5,
