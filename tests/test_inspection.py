@@ -415,3 +415,19 @@ def test_dataset_independence_refuses_different_features_before_fitting():
 def test_soft_nmi_without_information_is_nan_not_rounding_noise(a, b):
     """One sample, or samples all alike, carry no information; rounding once gave -3.6."""
     assert np.isnan(soft_nmi(np.array(a), np.array(b)))
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_explanations_and_matchings_hold_at_any_scale(planted, scale):
+    # residual norms and cosines are scale-free; their squares at 1e200 overflow
+    X = planted[0] * scale
+    model = ArchetypalAnalysis(4, random_state=0).fit(X)
+    explanation = explain_sample(model, X[:1])
+    coefficients = model.transform(X[:1])[0]
+    residual = np.linalg.norm(X[0] / scale - coefficients @ (model.archetypes_ / scale))
+    assert explanation.residual / scale == pytest.approx(residual, rel=1e-9)
+    assert explanation.relative_residual == pytest.approx(
+        residual / np.linalg.norm(X[0] / scale), rel=1e-9)
+    matching = match_archetypes(model.archetypes_, model.archetypes_[::-1] * 3)
+    np.testing.assert_allclose(matching.cosine, 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(matching.indices_b, np.arange(4)[::-1])

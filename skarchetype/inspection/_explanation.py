@@ -42,6 +42,13 @@ class LocalExplanation:
     relative_residual: float
 
 
+def _norm(vector: np.ndarray) -> float:
+    """Euclidean norm that neither overflows nor underflows at any representable scale
+    (the squares of 1e200 or 1e-200 do)."""
+    largest = float(np.abs(vector).max(initial=0.0))
+    return largest * float(np.linalg.norm(vector / largest)) if largest > 0 else 0.0
+
+
 @validate_params(
     {
         "n_top": [Interval(Integral, 1, None, closed="left")],
@@ -95,10 +102,10 @@ def explain_sample(estimator, sample, *, n_top: int = 3, n_exemplars: int = 5) -
         sample = estimator[:-1].transform(sample)
     features = np.asarray(to_numpy(sample), dtype=np.float64).reshape(-1)
     coefficients = np.asarray(model.transform(sample), dtype=np.float64)[0]
-    residual = float(np.linalg.norm(features - coefficients @ model.archetypes_))
+    residual = _norm(features - coefficients @ model.archetypes_)
     top = np.argsort(-coefficients, kind="stable")[:n_top]
     exemplars, _ = nearest_samples(model.coefficients_, n_exemplars)
-    norm = float(np.linalg.norm(features))
+    norm = _norm(features)
     return LocalExplanation(
         coefficients=coefficients,
         top_archetypes=top,

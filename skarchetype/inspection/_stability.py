@@ -104,6 +104,9 @@ class ArchetypeMatching:
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    # rows are first divided by their largest entry: the squares of rows at 1e200 overflow
+    largest = np.abs(matrix).max(axis=1, keepdims=True)
+    matrix = matrix / np.where(largest > 0, largest, 1.0)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms > 0, norms, 1.0)
 
