@@ -63,9 +63,10 @@ _STIFF_CONDITION = 1e3
 # the iteration from which the outer iterates are extrapolated: fits that converge
 # sooner would spend more on the trials than they save
 _EXTRAPOLATE_FROM = 20
-_TINY = torch.finfo(torch.float64).tiny
-# the extrapolation factor of the outer iterates: its start, bounds and growth on success
-_MOMENTUM = (0.5, 0.25, 4.0, 1.2)
+# the extrapolation factor: its start, its bounds, and its growth after a kept trial (a
+# failed one halves it)
+_EXTRAPOLATION_START, _EXTRAPOLATION_BOUNDS, _EXTRAPOLATION_GROWTH = 0.5, (0.25, 4.0), 1.2
+_TINY = torch.finfo(torch.float64).tiny  # guards the relative change of a zero SSE
 # halvings of the weights' step before a block gives up (2**-60: below any dtype's resolution)
 _MAX_HALVINGS = 60
 # the random start of S is far from optimal: solve it further before the first C block
@@ -458,7 +459,7 @@ def fit_archetypes(
     sse, pull = squared_error(total, St, Bt, G, work.scratch, data.all_sum), pull_of(St, Z)
     curve, converged, complete, previous = [sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
-    momentum = _MOMENTUM[0]
+    factor = _EXTRAPOLATION_START
     for iteration in range(1, max_iter + 1):
         decrease = previous - sse
         stalled = decrease <= tol * sse + noise_of(sse)
@@ -478,20 +479,21 @@ def fit_archetypes(
                 converged = True
                 break
         previous = sse
-        C_before, St_before = C, St.clone()
+        extrapolating = done + iteration >= _EXTRAPOLATE_FROM
+        C_before, St_before = C, (St.clone() if extrapolating else None)
         C, _, c_step_size = weights_block(C, St, pull, c_step_size)
         Z = C @ ws.rows
         Bt, G = data.inner(Z, out=Bt), Z @ Z.T
         coefficient_block(St, Bt, G, coefficient_steps)
         sse, pull = measure(St, Bt, G, Z)
-        if done + iteration >= _EXTRAPOLATE_FROM:
+        if extrapolating:
             # St_before is overwritten: the iteration's start is not needed any more
-            trial = extrapolate(C_before, St_before, C, St, momentum)
+            trial = extrapolate(C_before, St_before, C, St, factor)
             if trial[-2] < sse - noise_of(sse):
                 C, St, Z, Bt, G, sse, pull = trial
-                momentum = min(momentum * _MOMENTUM[3], _MOMENTUM[2])
+                factor = min(factor * _EXTRAPOLATION_GROWTH, _EXTRAPOLATION_BOUNDS[1])
             else:
-                momentum = max(momentum / 2, _MOMENTUM[1])
+                factor = max(factor / 2, _EXTRAPOLATION_BOUNDS[0])
         pull = pull_of(St, Z, pull)
         curve.append(sse)
         if verbose >= 2:
