@@ -207,10 +207,8 @@ def _line_search_steps(
     back with ``project`` (or, where that raises the loss, with the Euclidean
     projection ``fallback``), and halves the step size (at most ``_MAX_HALVINGS``
     times) until the loss does not grow; it grows by 1.2 after every accepted step.
-    Returns the new ``V``, the decrease of the loss and the step size to start from
-    next time.
+    Returns the new ``V`` and the step size to start from next time.
     """
-    decrease = 0.0
     for _ in range(n_steps):
         direction = gradient - (gradient * V).sum(dim=1, keepdim=True)
         for halvings in range(_MAX_HALVINGS + 1):
@@ -223,7 +221,7 @@ def _line_search_steps(
                 change = fallback(trial) - V
                 gain, bend = _quadratic_change(change, gradient, curvature)
             if gain <= 0:
-                V, gradient, decrease = V + change, gradient + bend, decrease - gain
+                V, gradient = V + change, gradient + bend
                 step *= 1.2 * 0.5**halvings
                 break
             if math.isnan(gain):  # a change below the rounding of its own gain
@@ -233,7 +231,7 @@ def _line_search_steps(
             # rounding of its gradient can see. Keep the step for the next block, which
             # starts from other coefficients (a collapsed step would never grow back).
             break
-    return V, decrease, step
+    return V, step
 
 
 class _CoefficientWork(NamedTuple):
@@ -275,17 +273,17 @@ def _solve_coefficients(St, Bt, G, step: float, n_steps: int, work, all_sum) -> 
     return -2 * float(all_sum(work.gains.sum(dtype=torch.float64)))
 
 
-def _condition_number(G) -> float:
-    """``lambda_max(G)`` over the smallest eigenvalue of ``G`` on the simplex's tangent
-    space (vectors summing to zero): what sets the pace of gradient steps on ``S``."""
+def _condition_number(G, largest: float) -> float:
+    """``largest``, ``lambda_max(G)``, over the smallest eigenvalue of ``G`` on the
+    simplex's tangent space (vectors summing to zero): what sets the pace of gradient
+    steps on ``S``."""
     size = G.shape[0]
     if size < 2:
         return 1.0
     centring = torch.eye(size, dtype=torch.float64, device=G.device) - 1.0 / size
-    G = G.double()
-    tangent = torch.linalg.eigvalsh(centring @ G @ centring)[1:]  # [0]: along the ones
+    tangent = torch.linalg.eigvalsh(centring @ G.double() @ centring)[1:]  # [0]: the ones
     smallest = float(tangent.min())
-    return float(torch.linalg.eigvalsh(G).max()) / smallest if smallest > 0 else math.inf
+    return largest / smallest if smallest > 0 else math.inf
 
 
 def _coefficient_block(St, Bt, G, n_steps: int, max_rounds: int, work, all_sum) -> None:
@@ -293,8 +291,9 @@ def _coefficient_block(St, Bt, G, n_steps: int, max_rounds: int, work, all_sum) 
     steps. Elsewhere (raw-scale data) ``S`` lags far behind the archetypes: rounds of
     ``n_steps`` steps of each sample's own size, more while a round still gains at least
     half as much as the one before."""
-    step = 1.0 / lipschitz_constant(G)
-    if _condition_number(G) <= _STIFF_CONDITION:
+    largest = lipschitz_constant(G)
+    step = 1.0 / largest
+    if _condition_number(G, largest) <= _STIFF_CONDITION:
         for columns in batch_slices(St.shape[1], work.scratch.shape[2]):
             step_coefficients(
                 St[:, columns], Bt[:, columns], G, step, n_steps, work.scratch[:3],
@@ -415,9 +414,9 @@ def fit_archetypes(
             return data.residual_products(St, Z)
         return squared_error(total, St, Bt, G, work.scratch, data.all_sum), None
 
-    def pull_of(St, Z, pull=None):
-        """``S^T (X - S Z)``, expanded into ``S^T X - S^T S Z`` unless given."""
-        return data.rmatmul(St) - data.all_sum(St @ St.T) @ Z if pull is None else pull
+    def expanded_pull(St, Z):
+        """``S^T (X - S Z)`` as ``S^T X - S^T S Z``."""
+        return data.rmatmul(St) - data.all_sum(St @ St.T) @ Z
 
     project_weights = functools.partial(_project_weights, delta=delta)
     euclidean = functools.partial(project_simplex, lower=1.0 - delta, upper=1.0 + delta)
@@ -456,7 +455,7 @@ def fit_archetypes(
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
     coefficient_block(St, Bt, G, n_steps)
-    sse, pull = squared_error(total, St, Bt, G, work.scratch, data.all_sum), pull_of(St, Z)
+    sse, pull = squared_error(total, St, Bt, G, work.scratch, data.all_sum), expanded_pull(St, Z)
     curve, converged, complete, previous = [sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
     factor = _EXTRAPOLATION_START
@@ -481,7 +480,7 @@ def fit_archetypes(
         previous = sse
         extrapolating = done + iteration >= _EXTRAPOLATE_FROM
         C_before, St_before = C, (St.clone() if extrapolating else None)
-        C, _, c_step_size = weights_block(C, St, pull, c_step_size)
+        C, c_step_size = weights_block(C, St, pull, c_step_size)
         Z = C @ ws.rows
         Bt, G = data.inner(Z, out=Bt), Z @ Z.T
         coefficient_block(St, Bt, G, coefficient_steps)
@@ -494,7 +493,8 @@ def fit_archetypes(
                 factor = min(factor * _EXTRAPOLATION_GROWTH, _EXTRAPOLATION_BOUNDS[1])
             else:
                 factor = max(factor / 2, _EXTRAPOLATION_BOUNDS[0])
-        pull = pull_of(St, Z, pull)
+        if pull is None:  # the SSE came from its expanded form
+            pull = expanded_pull(St, Z)
         curve.append(sse)
         if verbose >= 2:
             print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")

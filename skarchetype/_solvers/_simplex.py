@@ -170,8 +170,7 @@ _STEP_GROWTH = 1.2
 
 
 def adaptive_steps(
-    S, B, G, step: float, n_steps: int, work=None, thresholds=None, step_factors=None,
-    gains=None,
+    S, B, G, step: float, n_steps: int, work, thresholds, step_factors, gains
 ) -> torch.Tensor:
     """:func:`step_coefficients` with a step size of each column's own, for the
     alternating solver, where ``G`` may be badly conditioned.
@@ -193,17 +192,13 @@ def adaptive_steps(
     costs a page fault per 4 KiB). ``thresholds``, shape (1, n_columns), are where the
     columns' first projections start (the last ones of earlier steps on these columns;
     ``inf`` where there are none) and receive this call's last ones. ``step_factors``,
-    shape (1, n_columns), are updated in place; ones when not given. ``gains``, shape
-    (1, n_columns), receive (added) each column's change of ``1/2 s^T G s - s^T b``,
-    half that of its squared error.
+    shape (1, n_columns), are updated in place. ``gains``, shape (1, n_columns), receive
+    (added) each column's change of ``1/2 s^T G s - s^T b``, half that of its squared
+    error.
     """
-    if work is None:
-        work = S.new_empty(N_STEP_BUFFERS, *S.shape)
     gradient, previous_gradient, previous, trial, change, spare = (
         leading(buffer, S.shape) for buffer in work[:N_STEP_BUFFERS]
     )
-    if step_factors is None:
-        step_factors = S.new_ones(1, S.shape[1])
     torch.addmm(B, G, S, beta=-1, out=gradient)
     previous.copy_(S)
     previous_gradient.copy_(gradient)
@@ -224,16 +219,14 @@ def adaptive_steps(
         gain = torch.linalg.vecdot(change, spare, dim=0).unsqueeze_(0)
         # 1 where the step lowers the column's loss, else 0; float arithmetic beats masks
         accept = gain.sign().clamp_min_(0).neg_().add_(1)
-        if gains is not None:
-            gains.addcmul_(gain, accept)
+        gains.addcmul_(gain, accept)
         previous.copy_(S)
         previous_gradient.copy_(gradient)
         S.addcmul_(change, accept)
         gradient.addcmul_(spare.sub_(gradient), accept, value=2)  # + G change where kept
         step_factors.mul_(accept * (_STEP_GROWTH - 0.5) + 0.5).clamp_(1.0, largest_factor)
         momentum = momentum_next.sub_(1).mul_(accept).add_(1)
-    if thresholds is not None:
-        thresholds.copy_(threshold)
+    thresholds.copy_(threshold)
     return S
 
 
