@@ -644,32 +644,16 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
         return layers
 
     def _poolings(self, layers: tuple[str, ...]) -> dict:
-        if not isinstance(self.pooling, dict):
-            return dict.fromkeys(layers, self.pooling)
-        unknown = set(self.pooling) - set(layers)
-        if unknown:
-            raise ValueError(
-                f"pooling names layers {sorted(unknown)} that are not in layers={layers!r}."
-            )
-        for layer, pooling in self.pooling.items():
-            if not (callable(pooling) or pooling in POOLINGS):
-                raise ValueError(
-                    f"pooling[{layer!r}]={pooling!r} is not one of {POOLINGS} or a callable."
-                )
-        return {layer: self.pooling.get(layer, "auto") for layer in layers}
+        return _per_layer(
+            "pooling", self.pooling, layers,
+            lambda pooling: callable(pooling) or pooling in POOLINGS,
+            f"one of {POOLINGS} or a callable",
+        )
 
     def _layouts(self, layers: tuple[str, ...]) -> dict:
-        if not isinstance(self.layout, dict):
-            return dict.fromkeys(layers, self.layout)
-        unknown = set(self.layout) - set(layers)
-        if unknown:
-            raise ValueError(
-                f"layout names layers {sorted(unknown)} that are not in layers={layers!r}."
-            )
-        for layer, layout in self.layout.items():
-            if layout not in LAYOUTS:
-                raise ValueError(f"layout[{layer!r}]={layout!r} is not one of {LAYOUTS}.")
-        return {layer: self.layout.get(layer, "auto") for layer in layers}
+        return _per_layer(
+            "layout", self.layout, layers, lambda layout: layout in LAYOUTS, f"one of {LAYOUTS}"
+        )
 
     def _resolve_device(self) -> torch.device:
         check_not_meta(self.module)
@@ -733,3 +717,21 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
                 if writer is not None:  # side by side, in one copy
                     writer.write(torch.cat(pooled, dim=1), n_samples)
         return recorder, writer
+
+
+def _per_layer(name: str, value, layers: tuple[str, ...], valid, choices: str) -> dict:
+    """A per-layer parameter (one value for every layer, or a dict by layer name with
+    ``"auto"`` for the layers it leaves out) as a dict over ``layers``, checked: the dict
+    may name only those layers, and each of its values must be ``valid``, one of
+    ``choices``."""
+    if not isinstance(value, dict):
+        return dict.fromkeys(layers, value)
+    unknown = set(value) - set(layers)
+    if unknown:
+        raise ValueError(
+            f"{name} names layers {sorted(unknown)} that are not in layers={layers!r}."
+        )
+    for layer, entry in value.items():
+        if not valid(entry):
+            raise ValueError(f"{name}[{layer!r}]={entry!r} is not {choices}.")
+    return {layer: value.get(layer, "auto") for layer in layers}
