@@ -28,7 +28,13 @@ ROUNDED = [
     (np.float64, 1e150), (np.float64, 1e300),
 ]
 # agreement of fits (run to the optimum, in full precision) of data differing by rounding
-RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+# float32 fits stop where the SSE's decrease meets its rounding: the loss is flat there
+# to eps, so archetypes and weights are set only to about sqrt(eps_float32) = 3e-4, and
+# rounding the data differently moves them that far
+RTOL = {np.float64: 1e-10, np.float32: 1e-3}
+# the weights may also trade off between rows close to one another (a flat direction of
+# the loss), where they move by more than the archetypes they form
+WEIGHTS_ATOL = {np.float64: 1e-10, np.float32: 1e-2}
 # tight enough that fits reach the optimum rather than stop at different points short of it
 PARAMS = dict(n_archetypes=3, random_state=0, tol=1e-11, max_iter=5000, precision="full")
 
@@ -77,7 +83,7 @@ def test_any_representable_scale_gives_the_unit_fit_up_to_rounding(unit, dtype, 
     np.testing.assert_allclose(scaled.archetypes_ / scale, reference.archetypes_, rtol=rtol)
     np.testing.assert_allclose(scaled.coefficients_, reference.coefficients_, atol=rtol)
     np.testing.assert_allclose(scaled.archetype_weights_.toarray(),
-                               reference.archetype_weights_.toarray(), atol=rtol)
+                               reference.archetype_weights_.toarray(), atol=WEIGHTS_ATOL[dtype])
     assert scaled.explained_variance_ == pytest.approx(reference.explained_variance_, abs=rtol)
     # a decrease within rounding of the threshold may stop the fit one iteration apart
     assert abs(scaled.n_iter_ - reference.n_iter_) <= 1
@@ -149,7 +155,7 @@ def test_streamed_memory_map_at_scale_gives_the_in_memory_fit(unit, tmp_path, dt
     in_memory = fit(X)
     streamed = fit(mapped, batch_size=20)
     np.testing.assert_allclose(streamed.archetypes_ / scale, in_memory.archetypes_ / scale,
-                               atol=RTOL[dtype])
+                               rtol=RTOL[dtype])
     np.testing.assert_allclose(streamed.transform(mapped[:20]), in_memory.transform(X[:20]),
                                atol=RTOL[dtype])
 

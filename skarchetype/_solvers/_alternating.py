@@ -10,27 +10,28 @@ block on ``S``, but:
 - ``C`` lives on a *working set* ``W`` of candidate rows: optimal archetypes are
   mixtures of a few extreme points, so ``C`` is very sparse. Its block needs only
   ``S^T X`` (K x n_features), the rows ``X_W`` and their Gram matrix, so it never reads
-  ``X`` and its cost does not grow with ``n_samples``. When the fit stalls, the full
-  gradient of ``C`` is priced in one pass over ``X``; rows that would enter (violating
-  the KKT conditions) join ``W``; when none would, the restricted optimum is an optimum
-  of the full problem.
+  ``X`` and its cost does not grow with ``n_samples``. When the fit slows down (an
+  iteration gains less than 1 % of the SSE), the full gradient of ``C`` is priced in one
+  pass over ``X``, every iteration until it adds no row; rows that would enter
+  (violating the KKT conditions) join ``W``. When the fit stalls and none would, the
+  restricted optimum is an optimum of the full problem.
 - The rows of ``S`` are independent problems, solved by accelerated projected gradient
   steps with the fixed step ``1 / lambda_max(Z Z^T)``: no line search, so no loss
   evaluations, which cancel catastrophically in float32. ``S`` is held transposed,
   ``S^T`` of shape (K, n_samples), the layout in which those problems vectorise.
 - Alternating blocks crawl where ``S`` and ``C`` are strongly coupled, as on raw-scale
   data (features on scales orders of magnitude apart): each block undoes little of the
-  other's lag. After every iteration the pair ``(C, S)`` is therefore also tried
-  further along the iteration's move, by a factor that grows while such steps succeed
-  and shrinks when they fail (extrapolation as Ang & Gillis 2019 accelerate NMF); a
-  trial is kept only where it lowers the loss. On wine (13 raw features) this reaches
-  PCHA's loss in a quarter of the iterations.
+  other's lag. From iteration 20 on, an iteration therefore starts from the last iterate
+  moved further along the last move, by a factor that grows while such iterations lower
+  the loss and halves when one does not; that one is then redone from the last iterate
+  (extrapolation with restarts, as Ang & Gillis 2019 accelerate NMF). ``S^T X`` is linear
+  in ``S``, so the extrapolated start costs no pass over ``X``.
 - The stopping rule is PCHA's: the SSE fell by less than ``tol`` times itself. Where
   the SSE's expanded form ``||X||^2 - ...`` cannot resolve that (near-perfect fits,
   float32), the SSE is summed from the residuals ``X - S Z`` themselves.
 
-An iteration reads ``X`` two to four times (``X Z^T`` and ``S^T X``, once more for a
-trial, once more for a residual SSE) and holds nothing larger than a few
+An iteration reads ``X`` twice (``X Z^T`` and ``S^T X``; once or twice more for the
+residual SSE and gradient, or for a redone iteration) and holds nothing larger than a few
 ``n_samples x K`` arrays besides the data.
 """
 
@@ -49,6 +50,7 @@ from ._rows import CentredRows
 from ._shards import random_coefficients
 from ._simplex import (
     N_STEP_BUFFERS,
+    _project_onto_sum_,
     adaptive_steps,
     chunk_width,
     leading,
@@ -60,17 +62,23 @@ from ._simplex import (
 # condition numbers of Z Z^T (see _condition_number) from which S takes adaptive steps:
 # about 10 on standardised and synthetic data, 1e5 to 1e8 on raw-scale data
 _STIFF_CONDITION = 1e3
-# the iteration from which the outer iterates are extrapolated: fits that converge
-# sooner would spend more on the trials than they save
+# the iteration from which iterations start from an extrapolated iterate
 _EXTRAPOLATE_FROM = 20
-# the extrapolation factor: its start, its bounds, and its growth after a kept trial (a
-# failed one halves it)
-_EXTRAPOLATION_START, _EXTRAPOLATION_BOUNDS, _EXTRAPOLATION_GROWTH = 0.5, (0.25, 4.0), 1.2
+# the extrapolation factor: its start, its bounds, and its growth after an iteration
+# that lowered the SSE (one that did not halves it). Factors above 1 amplified rounding:
+# two fits of the same data rounded differently (scaled, streamed) took paths apart
+_EXTRAPOLATION_START, _EXTRAPOLATION_BOUNDS, _EXTRAPOLATION_GROWTH = 0.5, (0.25, 1.0), 1.2
 _TINY = torch.finfo(torch.float64).tiny  # guards the relative change of a zero SSE
 # halvings of the weights' step before a block gives up (2**-60: below any dtype's resolution)
 _MAX_HALVINGS = 60
+# the most a block of weight steps shrinks the next block's first step
+_BLOCK_SHRINK = 2.0**-4
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
+# pricing runs, until it adds no row, whenever an iteration lowers the SSE by less than
+# this share of it (sqrt(tol) once the SSE is summed from the residuals: there, in
+# float32 near-perfect fits, rows entering early left the weights' steps tiny)
+_PRICE_BELOW = 1e-2
 
 
 @dataclass
@@ -207,8 +215,12 @@ def _line_search_steps(
     back with ``project`` (or, where that raises the loss, with the Euclidean
     projection ``fallback``), and halves the step size (at most ``_MAX_HALVINGS``
     times) until the loss does not grow; it grows by 1.2 after every accepted step.
-    Returns the new ``V`` and the step size to start from next time.
+    Returns the new ``V`` and the step size to start from next time, at least
+    ``_BLOCK_SHRINK`` times this block's: rows that just entered the working set can
+    force a step far below what the next block needs, which it would then regain only
+    by factors of 1.2.
     """
+    floor = step * _BLOCK_SHRINK
     for _ in range(n_steps):
         direction = gradient - (gradient * V).sum(dim=1, keepdim=True)
         for halvings in range(_MAX_HALVINGS + 1):
@@ -231,7 +243,21 @@ def _line_search_steps(
             # rounding of its gradient can see. Keep the step for the next block, which
             # starts from other coefficients (a collapsed step would never grow back).
             break
-    return V, step
+    return V, max(step, floor)
+
+
+class Iterate(NamedTuple):
+    """An iterate of :func:`fit_archetypes` and the products it is measured by."""
+
+    C: torch.Tensor  # (K, |W|) archetype weights on the working set
+    St: torch.Tensor  # (K, n_samples) coefficients, transposed
+    Z: torch.Tensor  # (K, n_features) archetypes
+    Bt: torch.Tensor  # (K, n_samples) Z X^T
+    G: torch.Tensor  # (K, K) Z Z^T
+    H: torch.Tensor  # (K, K) S^T S over every process's rows
+    products: torch.Tensor  # (K, n_features) S^T X
+    sse: float
+    pull: torch.Tensor  # (K, n_features) S^T (X - S Z)
 
 
 class _CoefficientWork(NamedTuple):
@@ -286,20 +312,31 @@ def _condition_number(G, largest: float) -> float:
     return largest / smallest if smallest > 0 else math.inf
 
 
-def _coefficient_block(St, Bt, G, n_steps: int, max_rounds: int, work, all_sum) -> None:
+def _coefficient_block(
+    St, Bt, G, n_steps: int, max_rounds: int, work, all_sum, feasible: bool = True
+) -> None:
     """Steps on ``S``. Where ``G`` is well conditioned, ``n_steps`` fixed accelerated
-    steps. Elsewhere (raw-scale data) ``S`` lags far behind the archetypes: rounds of
+    steps, which also map a ``S`` off the simplex (not ``feasible``) back onto it.
+    Elsewhere (raw-scale data) ``S`` lags far behind the archetypes: rounds of
     ``n_steps`` steps of each sample's own size, more while a round still gains at least
-    half as much as the one before."""
+    half as much as the one before; those steps keep only what lowers the loss, so they
+    start from ``S`` mapped to the simplex."""
     largest = lipschitz_constant(G)
     step = 1.0 / largest
+    chunks = batch_slices(St.shape[1], work.scratch.shape[2])
     if _condition_number(G, largest) <= _STIFF_CONDITION:
-        for columns in batch_slices(St.shape[1], work.scratch.shape[2]):
+        for columns in chunks:
             step_coefficients(
                 St[:, columns], Bt[:, columns], G, step, n_steps, work.scratch[:3],
                 work.thresholds[:, columns],
             )
         return
+    if not feasible:
+        for columns in chunks:
+            _project_onto_sum_(
+                St[:, columns], 1.0, 0, leading(work.scratch[0], St[:, columns].shape),
+                work.thresholds[:, columns],
+            )
     gained = _solve_coefficients(St, Bt, G, step, n_steps, work, all_sum)
     for _ in range(max_rounds - 1):
         previous, gained = gained, _solve_coefficients(St, Bt, G, step, n_steps, work, all_sum)
@@ -405,18 +442,19 @@ def fit_archetypes(
     # its expanded form, whose rounding is ``noise``, can no longer resolve ``tol``
     precise = False
 
+    def pricing_share():
+        return math.sqrt(tol) if precise else _PRICE_BELOW
+
     def noise_of(sse):
         return 4 * eps * sse if precise else noise
 
-    def measure(St, Bt, G, Z):
-        """The SSE, and ``S^T (X - S Z)`` where the SSE comes from the residuals."""
+    def measure(St, Bt, G, Z, H, products):
+        """The SSE and ``pull = S^T (X - S Z)``, with ``H = S^T S`` and ``products = S^T X``:
+        both from the residuals once the expanded forms' rounding cannot resolve ``tol``."""
         if precise:
             return data.residual_products(St, Z)
-        return squared_error(total, St, Bt, G, work.scratch, data.all_sum), None
-
-    def expanded_pull(St, Z):
-        """``S^T (X - S Z)`` as ``S^T X - S^T S Z``."""
-        return data.rmatmul(St) - data.all_sum(St @ St.T) @ Z
+        sse = squared_error(total, St, Bt, G, work.scratch, data.all_sum)
+        return sse, products - H @ Z
 
     project_weights = functools.partial(_project_weights, delta=delta)
     euclidean = functools.partial(project_simplex, lower=1.0 - delta, upper=1.0 + delta)
@@ -428,23 +466,7 @@ def fit_archetypes(
         ws, C, St, Z = _continued_start(data, start, delta)
         n_steps, done = coefficient_steps, start.n_iter
 
-    def coefficient_block(St, Bt, G, n_steps):
-        _coefficient_block(St, Bt, G, n_steps, coefficient_rounds, work, data.all_sum)
-
-    def extrapolate(C_before, St_before, C, St, factor):
-        """The iterate ``factor`` times the last iteration's move further on, back on the
-        constraints, with one block of coefficient steps and its SSE."""
-        C_next = project_weights(C + factor * (C - C_before))
-        St_next = project_simplex(St_before.mul_(-factor).add_(St, alpha=1 + factor), dim=0)
-        Z_next = C_next @ ws.rows
-        Bt_next, G_next = data.inner(Z_next), Z_next @ Z_next.T
-        coefficient_block(St_next, Bt_next, G_next, coefficient_steps)
-        return (C_next, St_next, Z_next, Bt_next, G_next,
-                *measure(St_next, Bt_next, G_next, Z_next))
-
-    def weights_block(C, St, pull, step):
-        H = data.all_sum(St @ St.T)
-
+    def weights_block(C, H, pull, step):
         def curvature(D):
             return H @ D @ ws.gram
 
@@ -452,52 +474,87 @@ def fit_archetypes(
             C, -pull @ ws.rows.T, curvature, project_weights, euclidean, step, weight_steps
         )
 
+    def iterate(C, St, H, pull, step, Bt, feasible=True):
+        """One iteration from ``(C, S)``, given ``H = S^T S`` and ``pull``: steps on ``C``,
+        then on ``S`` (in place, ending on the simplex), and the new iterate's products."""
+        C, step = weights_block(C, H, pull, step)
+        Z = C @ ws.rows
+        Bt, G = data.inner(Z, out=Bt), Z @ Z.T
+        _coefficient_block(
+            St, Bt, G, coefficient_steps, coefficient_rounds, work, data.all_sum, feasible
+        )
+        products, H = data.rmatmul(St), data.all_sum(St @ St.T)
+        return Iterate(C, St, Z, Bt, G, H, products, *measure(St, Bt, G, Z, H, products)), step
+
+    def extrapolated(now, before, factor):
+        """``C``, ``S^T`` (in ``before``'s buffer), ``S^T S`` and ``pull`` ``factor``
+        times the last move further on. ``H`` and ``pull`` are those of the straight
+        extrapolation of ``S``, which ``C``'s steps see: ``S^T X`` is linear in ``S``, so
+        its value there costs no pass over ``X``. ``S`` is left off the simplex."""
+        C = project_weights(now.C + factor * (now.C - before.C))
+        St = before.St.mul_(-factor).add_(now.St, alpha=1 + factor)
+        H = data.all_sum(St @ St.T)
+        Z = C @ ws.rows
+        if precise:
+            pull = data.residual_products(St, Z)[1]
+        else:
+            pull = now.products * (1 + factor) - before.products * factor - H @ Z
+        return C, St, H, pull
+
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
-    coefficient_block(St, Bt, G, n_steps)
-    sse, pull = squared_error(total, St, Bt, G, work.scratch, data.all_sum), expanded_pull(St, Z)
-    curve, converged, complete, previous = [sse], False, False, math.inf
+    _coefficient_block(St, Bt, G, n_steps, coefficient_rounds, work, data.all_sum)
+    products, H = data.rmatmul(St), data.all_sum(St @ St.T)
+    now = Iterate(C, St, Z, Bt, G, H, products,
+                  squared_error(total, St, Bt, G, work.scratch, data.all_sum), products - H @ Z)
+    before = None  # the iterate before ``now``, once it can be extrapolated from
+    curve, converged, complete, previous = [now.sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
     factor = _EXTRAPOLATION_START
     for iteration in range(1, max_iter + 1):
-        decrease = previous - sse
-        stalled = decrease <= tol * sse + noise_of(sse)
-        if stalled and not precise and noise > tol * sse:
+        decrease = previous - now.sse
+        stalled = decrease <= tol * now.sse + noise_of(now.sse)
+        if stalled and not precise and noise > tol * now.sse:
             precise, stalled = True, False
-            sse, pull = data.residual_products(St, Z)
-            curve[-1] = sse
-        if stalled or (not complete and decrease <= math.sqrt(tol) * sse + noise_of(sse)):
+            sse, pull = data.residual_products(now.St, now.Z)
+            now = now._replace(sse=sse, pull=pull)
+            curve[-1] = now.sse
+        if stalled or (not complete and decrease <= pricing_share() * now.sse + noise_of(now.sse)):
             # Bt is rewritten before its next use: pricing works in it
-            mass = data.all_sum(St.sum(dim=1))
-            added = ws.extend(_price(data, ws, C, pull, sse, tol, mass, n_candidates, out=Bt))
-            C, complete = torch.nn.functional.pad(C, (0, added)), not added
+            mass = data.all_sum(now.St.sum(dim=1))
+            added = ws.extend(
+                _price(data, ws, now.C, now.pull, now.sse, tol, mass, n_candidates, out=now.Bt)
+            )
+            complete = not added
+            if added:  # the new rows' weights are zero, before as now
+                now = now._replace(C=torch.nn.functional.pad(now.C, (0, added)))
+                if before is not None:
+                    before = before._replace(C=torch.nn.functional.pad(before.C, (0, added)))
             if verbose:
-                print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}, "
-                      f"{added} rows join the working set ({len(ws.indices)} in all)")
+                print(f"[ArchetypalAnalysis] iteration {iteration}: EV "
+                      f"{1 - now.sse / total:.6f}, {added} rows join the working set "
+                      f"({len(ws.indices)} in all)")
             if stalled and complete:
                 converged = True
                 break
-        previous = sse
-        extrapolating = done + iteration >= _EXTRAPOLATE_FROM
-        C_before, St_before = C, (St.clone() if extrapolating else None)
-        C, c_step_size = weights_block(C, St, pull, c_step_size)
-        Z = C @ ws.rows
-        Bt, G = data.inner(Z, out=Bt), Z @ Z.T
-        coefficient_block(St, Bt, G, coefficient_steps)
-        sse, pull = measure(St, Bt, G, Z)
-        if extrapolating:
-            # St_before is overwritten: the iteration's start is not needed any more
-            trial = extrapolate(C_before, St_before, C, St, factor)
-            if trial[-2] < sse - noise_of(sse):
-                C, St, Z, Bt, G, sse, pull = trial
+        previous, following = now.sse, None
+        if before is not None and done + iteration >= _EXTRAPOLATE_FROM:
+            C, St, H, pull = extrapolated(now, before, factor)
+            following, step = iterate(C, St, H, pull, c_step_size, now.Bt, feasible=False)
+            if following.sse < now.sse - noise_of(now.sse):
                 factor = min(factor * _EXTRAPOLATION_GROWTH, _EXTRAPOLATION_BOUNDS[1])
-            else:
+                c_step_size = step
+            else:  # back to ``now``, by a plain iteration
                 factor = max(factor / 2, _EXTRAPOLATION_BOUNDS[0])
-        if pull is None:  # the SSE came from its expanded form
-            pull = expanded_pull(St, Z)
-        curve.append(sse)
+                following = None
+        if following is None:
+            St = now.St.clone() if before is None else before.St.copy_(now.St)
+            following, c_step_size = iterate(now.C, St, now.H, now.pull, c_step_size, now.Bt)
+        before, now = now, following
+        curve.append(now.sse)
         if verbose >= 2:
-            print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - sse / total:.6f}")
+            print(f"[ArchetypalAnalysis] iteration {iteration}: EV {1 - now.sse / total:.6f}")
+    C, St, Z, sse = now.C, now.St, now.Z, now.sse
     return ArchetypeFit(
         archetypes=Z, coefficients=St, weights=C, working_set=ws.indices, sse=sse,
         n_iter=len(curve) - 1, converged=converged, loss_curve=curve,
