@@ -30,8 +30,9 @@ block on ``S``, but:
   the SSE's expanded form ``||X||^2 - ...`` cannot resolve that (near-perfect fits,
   float32), the SSE is summed from the residuals ``X - S Z`` themselves.
 
-An iteration reads ``X`` twice (``X Z^T`` and ``S^T X``; once or twice more for the
-residual SSE and gradient, or for a redone iteration) and holds nothing larger than a few
+An iteration reads ``X`` twice (``X Z^T``, and ``S^T X`` or, once the SSE is summed
+from the residuals, the residuals' pass; more for a redone iteration, and once more for
+an extrapolated start's residual gradient) and holds nothing larger than a few
 ``n_samples x K`` arrays besides the data.
 """
 
@@ -255,7 +256,7 @@ class Iterate(NamedTuple):
     Bt: torch.Tensor  # (K, n_samples) Z X^T
     G: torch.Tensor  # (K, K) Z Z^T
     H: torch.Tensor  # (K, K) S^T S over every process's rows
-    products: torch.Tensor  # (K, n_features) S^T X
+    products: torch.Tensor | None  # (K, n_features) S^T X; None once SSEs use residuals
     sse: float
     pull: torch.Tensor  # (K, n_features) S^T (X - S Z)
 
@@ -448,13 +449,16 @@ def fit_archetypes(
     def noise_of(sse):
         return 4 * eps * sse if precise else noise
 
-    def measure(St, Bt, G, Z, H, products):
-        """The SSE and ``pull = S^T (X - S Z)``, with ``H = S^T S`` and ``products = S^T X``:
-        both from the residuals once the expanded forms' rounding cannot resolve ``tol``."""
+    def measured(C, St, Z, Bt, G):
+        """The iterate ``(C, S)`` with ``H = S^T S``, its SSE and ``pull = S^T (X - S Z)``:
+        the last two from the residuals once the expanded forms' rounding cannot resolve
+        ``tol``, and otherwise from ``S^T X``, which is kept for extrapolation."""
+        H = data.all_sum(St @ St.T)
         if precise:
-            return data.residual_products(St, Z)
+            return Iterate(C, St, Z, Bt, G, H, None, *data.residual_products(St, Z))
+        products = data.rmatmul(St)
         sse = squared_error(total, St, Bt, G, work.scratch, data.all_sum)
-        return sse, products - H @ Z
+        return Iterate(C, St, Z, Bt, G, H, products, sse, products - H @ Z)
 
     project_weights = functools.partial(_project_weights, delta=delta)
     euclidean = functools.partial(project_simplex, lower=1.0 - delta, upper=1.0 + delta)
@@ -483,8 +487,7 @@ def fit_archetypes(
         _coefficient_block(
             St, Bt, G, coefficient_steps, coefficient_rounds, work, data.all_sum, feasible
         )
-        products, H = data.rmatmul(St), data.all_sum(St @ St.T)
-        return Iterate(C, St, Z, Bt, G, H, products, *measure(St, Bt, G, Z, H, products)), step
+        return measured(C, St, Z, Bt, G), step
 
     def extrapolated(now, before, factor):
         """``C``, ``S^T`` (in ``before``'s buffer), ``S^T S`` and ``pull`` ``factor``
@@ -504,9 +507,7 @@ def fit_archetypes(
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
     _coefficient_block(St, Bt, G, n_steps, coefficient_rounds, work, data.all_sum)
-    products, H = data.rmatmul(St), data.all_sum(St @ St.T)
-    now = Iterate(C, St, Z, Bt, G, H, products,
-                  squared_error(total, St, Bt, G, work.scratch, data.all_sum), products - H @ Z)
+    now = measured(C, St, Z, Bt, G)
     before = None  # the iterate before ``now``, once it can be extrapolated from
     curve, converged, complete, previous = [now.sse], False, False, math.inf
     c_step_size = 1 / max(total, 1e-300)
