@@ -138,7 +138,8 @@ n_features), default="furthest_sum"
         the coefficients, which also an ``init`` array's fit draws. Pass an int for
         reproducible fits.
     verbose : int, default=0
-        1 prints progress at every working-set update, 2 at every iteration.
+        1 prints progress at every working-set update, 2 at every iteration. In a
+        distributed fit only rank 0 prints, since every rank holds the same numbers.
 
     Attributes
     ----------
@@ -412,6 +413,7 @@ n_features), default="furthest_sum"
 
     def _run_start(self, data: CentredRows, seed, initial_archetypes):
         rng = np.random.RandomState(seed)
+        verbose = self._verbosity(data)
         centred = None
         if initial_archetypes is None:
             rows = INITIALISATIONS[self.init](data, self.n_archetypes, rng)
@@ -421,13 +423,17 @@ n_features), default="furthest_sum"
             rows = data.argmax(-distances)
         fit = fit_archetypes(
             data, rows, initial_archetypes=centred, seed=rng.randint(2**31), delta=self.delta,
-            max_iter=self.max_iter, tol=self.tol, verbose=self.verbose,
+            max_iter=self.max_iter, tol=self.tol, verbose=verbose,
         )
-        if self.verbose:
+        if verbose:
             print(f"[ArchetypalAnalysis] start with seed {seed}: EV "
                   f"{1 - fit.sse / max(data.total_sum_of_squares, 1e-300):.6f} "
                   f"after {fit.n_iter} iterations")
         return fit
+
+    def _verbosity(self, data: CentredRows) -> int:
+        """``verbose`` in the process that reports (rank 0 of a distributed fit), else 0."""
+        return self.verbose if data.rank == 0 else 0
 
     def _search_data(self, X, device, dtype, reach: float) -> CentredRows:
         """The centred data the starts run on: in float32 for float64 ``X`` under
@@ -442,11 +448,12 @@ n_features), default="furthest_sum"
 
     def _finish(self, data: CentredRows, coarse):
         """Continue a float32 fit in the data's precision until its stopping rule holds."""
-        if self.verbose:
+        verbose = self._verbosity(data)
+        if verbose:
             print(f"[ArchetypalAnalysis] continuing the kept start in {data.dtype}")
         fine = fit_archetypes(
             data, start=coarse, delta=self.delta, max_iter=self.max_iter - coarse.n_iter,
-            tol=self.tol, verbose=self.verbose,
+            tol=self.tol, verbose=verbose,
         )
         return dataclasses.replace(
             fine, n_iter=coarse.n_iter + fine.n_iter,

@@ -8,7 +8,9 @@ one-process fit of the concatenated rows with the same parameters.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import pickle
 import time
@@ -206,7 +208,10 @@ def _faults_job(rank, world):
         ArchetypalAnalysis(distributed=True, n_archetypes=3 + rank, random_state=0).fit(X)
     except ShardError as error:
         results["parameters"] = str(error)
-    results["fit"] = ArchetypalAnalysis(distributed=True, **PARAMS).fit(X).explained_variance_
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        model = ArchetypalAnalysis(distributed=True, verbose=1, **PARAMS).fit(X)
+    results["fit"], results["printed"] = model.explained_variance_, printed.getvalue()
     return results
 
 
@@ -234,6 +239,11 @@ def test_ranks_with_different_parameters_are_stopped_before_fitting(fault_result
 
 def test_a_failed_check_leaves_the_group_usable(fault_results):
     assert fault_results[0]["fit"] == fault_results[1]["fit"] > 0.9
+
+
+def test_only_rank_0_reports_progress(fault_results):
+    assert "[ArchetypalAnalysis] start with seed" in fault_results[0]["printed"]
+    assert fault_results[1]["printed"] == ""
 
 
 def _scaled_fits_job(rank, world):
