@@ -46,6 +46,23 @@ _TRANSFORM_MAX_ITER = 2_000
 _FLOAT32_MIN_SPREAD = 1e-12
 # Below this relative suboptimality a degenerate (non-unique) solution is not worth a warning.
 _ACCEPTABLE_GAP = 1e-3
+# n_init="auto": this many starts for data of at most this many entries (where a start
+# usually takes well under a second) and at most 2 K features, one start otherwise
+_AUTO_STARTS = 4
+_AUTO_STARTS_MAX_ENTRIES = 100_000
+# starts whose losses differ by less than this (relative), or ``tol``, count as equal
+_EQUAL_LOSS = 1e-5
+
+
+def _kept_start(fits, tol: float):
+    """The first start whose loss is within ``max(tol, 1e-5)`` (relative) of the smallest.
+
+    Starts that end at one optimum differ by rounding and by the order of their
+    archetypes: keeping the first of them, not the one rounding favours, keeps the same
+    archetypes for data equal up to rounding (sharded, streamed, rescaled).
+    """
+    smallest = min(fit.sse for fit in fits)
+    return next(fit for fit in fits if fit.sse <= smallest * (1 + max(tol, _EQUAL_LOSS)))
 
 
 class ArchetypalAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -79,8 +96,14 @@ n_features), default="furthest_sum"
         (Mørup & Hansen 2012). ``"aa++"``: samples drawn by their squared distance to the
         hull of those already drawn (Mair & Sjölund 2023). ``"random"``: distinct random
         samples. An array gives the initial archetypes themselves.
-    n_init : int, default=1
-        Number of starts; the fit with the smallest loss is kept.
+    n_init : int or "auto", default="auto"
+        Number of starts; the fit with the smallest loss is kept (the first of those
+        within ``max(tol, 1e-5)`` of it, relative). ``"auto"``: 4 starts for small,
+        low-dimensional data (at most 100 000 entries, ``n_samples * n_features`` over
+        all processes' rows, and at most ``2 * n_archetypes`` features), 1 otherwise.
+        There, with K close to the number of features, a single start often settles in
+        a local optimum, and a start usually takes well under a second. The first start
+        is the one ``n_init=1`` makes. An ``init`` array makes one start.
     max_iter : int, default=1000
         Maximum number of outer iterations of each start. An iteration reads the data
         twice; most fits stop within a few hundred, but raw-scale data (features on
@@ -198,7 +221,7 @@ n_features), default="furthest_sum"
     _parameter_constraints: dict = {
         "n_archetypes": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions(set(INITIALISATIONS)), "array-like"],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "delta": [Interval(Real, 0, 1, closed="left")],
@@ -216,7 +239,7 @@ n_features), default="furthest_sum"
         n_archetypes=4,
         *,
         init="furthest_sum",
-        n_init=1,
+        n_init="auto",
         max_iter=1000,
         tol=1e-6,
         delta=0.0,
@@ -286,18 +309,25 @@ n_features), default="furthest_sum"
         reach = 0.0 if initial_archetypes is None else float(np.abs(initial_archetypes).max())
         data = self._search_data(X, device, dtype, reach)
         rng = check_random_state(self.random_state)
-        seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=self._n_starts(n_samples, X.shape[1]))
         if initial_archetypes is not None:
             seeds = seeds[:1]
         if self.distributed:
             seeds = broadcast(seeds)
         fits = self._run_starts(data, seeds, initial_archetypes)
-        best = min(fits, key=lambda fit: fit.sse)
+        best = _kept_start(fits, self.tol)
         if dtype != data.dtype:
             del data, fits  # the float32 copy of the data goes before the float64 one comes
             data = self._rows(X, device, dtype, reach)
             best = self._finish(data, best)
         self._store(data, best)
+
+    def _n_starts(self, n_samples: int, n_features: int) -> int:
+        """``n_init``, with ``"auto"`` resolved for the rows of all processes."""
+        if self.n_init != "auto":
+            return self.n_init
+        small = n_samples * n_features <= _AUTO_STARTS_MAX_ENTRIES
+        return _AUTO_STARTS if small and n_features <= 2 * self.n_archetypes else 1
 
     def _training_data(self, X):
         """The validated ``X`` and the number of samples of all processes together,

@@ -1,5 +1,7 @@
 """The fast paths of the archetype solver reach the optimum of the plain solver."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -135,6 +137,23 @@ def test_projection_started_from_any_threshold_is_exact(dim, total):
         torch.testing.assert_close(threshold, solution, rtol=0, atol=1e-12)
     torch.testing.assert_close(expected.sum(dim=dim, keepdim=True),
                                torch.as_tensor(total, dtype=V.dtype).expand(shape))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("start", [None, math.inf])
+def test_projection_of_entries_that_dwarf_the_total_stays_finite(dtype, start):
+    """Where ``max(v) - total`` rounds to ``max(v)``: one entry is the simplex's one
+    point, exactly (NaN coefficients came back from a one-archetype fit whose archetype
+    sat at the data's mean); more entries get finite values."""
+    huge = 1 / torch.finfo(dtype).eps
+    for V in (torch.tensor([[30 * huge]]), torch.tensor([[30 * huge], [-huge], [20 * huge]])):
+        for dim, slices in ((0, V.to(dtype)), (1, V.T.to(dtype))):
+            projected = slices.clone()
+            first = None if start is None else torch.full((1, 1), start, dtype=dtype)
+            _simplex._project_onto_sum_(projected, 1.0, dim, start=first)
+            assert torch.isfinite(projected).all()
+            if len(V) == 1:
+                assert projected.item() == 1.0
 
 
 def coefficient_problem(n_archetypes, n_samples, n_features):

@@ -120,6 +120,14 @@ class WorkingSet:
             self.rows = torch.cat([self.rows, rows])
         return new.size
 
+    def times_gram(self, D: torch.Tensor) -> torch.Tensor:
+        """``D @ gram`` for ``D`` of shape (q, |W|): through the Gram matrix, or through
+        the rows where they have fewer columns than half the working set's size (fewer
+        operations: ``2 q |W| n_features`` against ``q |W|^2``)."""
+        if 2 * self.rows.shape[1] < self.rows.shape[0]:
+            return (D @ self.rows) @ self.rows.T
+        return D @ self.gram
+
     def position(self, indices) -> np.ndarray:
         """Positions of row indices inside the working set."""
         lookup = {int(index): position for position, index in enumerate(self.indices)}
@@ -215,7 +223,8 @@ def _line_search_steps(
     from the gradient its component along the rows' sum constraint, maps the step
     back with ``project`` (or, where that raises the loss, with the Euclidean
     projection ``fallback``), and halves the step size (at most ``_MAX_HALVINGS``
-    times) until the loss does not grow; it grows by 1.2 after every accepted step.
+    times) until the loss falls; it grows by 1.2 after every accepted step. The block
+    ends early where a step changes nothing its rounding can resolve.
     Returns the new ``V`` and the step size to start from next time, at least
     ``_BLOCK_SHRINK`` times this block's: rows that just entered the working set can
     force a step far below what the next block needs, which it would then regain only
@@ -233,12 +242,15 @@ def _line_search_steps(
                 # float32); a Euclidean projected-gradient step does, if small enough
                 change = fallback(trial) - V
                 gain, bend = _quadratic_change(change, gradient, curvature)
-            if gain <= 0:
+            if gain < 0:
                 V, gradient = V + change, gradient + bend
                 step *= 1.2 * 0.5**halvings
                 break
-            if math.isnan(gain):  # a change below the rounding of its own gain
-                break
+            if not gain > 0:
+                # no change (0), or one below the rounding of its own gain (NaN): every
+                # further step would see the same, and a step grown on changes that lower
+                # nothing would grow without bound
+                return V, max(step, floor)
         else:
             # stationary to the dtype's resolution: no step lowers the loss that the
             # rounding of its gradient can see. Keep the step for the next block, which
@@ -472,7 +484,7 @@ def fit_archetypes(
 
     def weights_block(C, H, pull, step):
         def curvature(D):
-            return H @ D @ ws.gram
+            return ws.times_gram(H @ D)
 
         return _line_search_steps(
             C, -pull @ ws.rows.T, curvature, project_weights, euclidean, step, weight_steps

@@ -80,6 +80,10 @@ def _project_onto_sum_(V: torch.Tensor, total, dim: int, work=None, start=None) 
     """
     across = 1 - dim
     size = V.shape[dim]
+    if size == 1:  # the simplex's one point, which ``v - t`` need not resolve where v >> total
+        threshold = V - total
+        V.zero_().add_(total)
+        return threshold
     if start is None:  # the threshold of all entries, which lies below the solution
         threshold = V.sum(dim=dim, keepdim=True).sub_(total).div_(size)
         count = torch.full_like(threshold, size)
@@ -97,7 +101,9 @@ def _project_onto_sum_(V: torch.Tensor, total, dim: int, work=None, start=None) 
             target = total.index_select(across, moving) if torch.is_tensor(total) else total
             excess = V.index_select(across, moving).sub_(current)
         mass = excess.clamp_min_(0).sum(dim=dim, keepdim=True)
-        above = excess.sign_().sum(dim=dim, keepdim=True)
+        # at least one: where the entries dwarf ``total``, ``max(v) - total / size`` may
+        # round to ``max(v)``, leaving none above it (a finite threshold all the same)
+        above = excess.sign_().sum(dim=dim, keepdim=True).clamp_min_(1)
         updated = mass.sub_(target).div_(above).add_(current)
         changes = above.sub(counted).flatten()  # nonzero where the set above t changed
         if moving is None:
