@@ -250,7 +250,9 @@ def _analyse_network(
         reader = TorchLayerFeatures(network, layers, device=device).fit(digits.images)
         columns = reader.transform(digits.images)
         features = {layer: columns[:, reader.layer_slices_[layer]] for layer in layers}
-    template = ArchetypalAnalysis(device=device)
+    # one start per seed: the sweep's seeds are its restarts, and their spread is the
+    # stability it reports
+    template = ArchetypalAnalysis(n_init=1, device=device)
     with progress.step(f"sweep K on the {name}'s {len(layers)} layers"):
         selections = {
             layer: select_n_archetypes(
