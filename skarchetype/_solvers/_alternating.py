@@ -98,7 +98,8 @@ class ArchetypeFit:
 
 
 class WorkingSet:
-    """Candidate rows for the archetypes, with their Gram matrix."""
+    """Candidate rows for the archetypes, with their Gram matrix while products through
+    it are cheaper than through the rows (``gram`` is None beyond: the set only grows)."""
 
     def __init__(self, data: CentredRows, indices):
         self.data = data
@@ -112,19 +113,23 @@ class WorkingSet:
         new = np.setdiff1d(np.unique(indices), self.indices)
         if new.size:
             rows = self.data.rows(new)
-            cross = self.rows @ rows.T
-            self.gram = torch.cat(
-                [torch.cat([self.gram, cross], dim=1), torch.cat([cross.T, rows @ rows.T], dim=1)]
-            )
             self.indices = np.concatenate([self.indices, new])
+            if 2 * rows.shape[1] < len(self.indices):
+                self.gram = None
+            else:
+                cross = self.rows @ rows.T
+                self.gram = torch.cat([
+                    torch.cat([self.gram, cross], dim=1),
+                    torch.cat([cross.T, rows @ rows.T], dim=1),
+                ])
             self.rows = torch.cat([self.rows, rows])
         return new.size
 
     def times_gram(self, D: torch.Tensor) -> torch.Tensor:
         """``D @ gram`` for ``D`` of shape (q, |W|): through the Gram matrix, or through
-        the rows where they have fewer columns than half the working set's size (fewer
+        the rows once they have fewer columns than half the working set's size (fewer
         operations: ``2 q |W| n_features`` against ``q |W|^2``)."""
-        if 2 * self.rows.shape[1] < self.rows.shape[0]:
+        if self.gram is None:
             return (D @ self.rows) @ self.rows.T
         return D @ self.gram
 
