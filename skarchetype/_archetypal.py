@@ -50,6 +50,9 @@ _ACCEPTABLE_GAP = 1e-3
 # usually takes well under a second) and at most 2 K features, one start otherwise
 _AUTO_STARTS = 4
 _AUTO_STARTS_MAX_ENTRIES = 100_000
+# ... the starts after a FurthestSum first one seeded by this initialisation: FurthestSum
+# picks nearly the same rows from every seed, so its further starts end where the first did
+_AUTO_FURTHER_INIT = "aa++"
 # starts whose losses differ by less than this (relative), or ``tol``, count as equal
 _EQUAL_LOSS = 1e-5
 
@@ -103,7 +106,9 @@ n_features), default="furthest_sum"
         all processes' rows, and at most ``2 * n_archetypes`` features), 1 otherwise.
         There, with K close to the number of features, a single start often settles in
         a local optimum, and a start usually takes well under a second. The first start
-        is the one ``n_init=1`` makes. An ``init`` array makes one start.
+        is the one ``n_init=1`` makes; with ``init="furthest_sum"`` the others start
+        from ``"aa++"`` draws, since FurthestSum picks nearly the same samples from
+        every seed. An ``init`` array makes one start.
     max_iter : int, default=1000
         Maximum number of outer iterations of each start. An iteration reads the data
         twice; most fits stop within a few hundred, but raw-scale data (features on
@@ -314,7 +319,8 @@ n_features), default="furthest_sum"
             seeds = seeds[:1]
         if self.distributed:
             seeds = broadcast(seeds)
-        fits = self._run_starts(data, seeds, initial_archetypes)
+        starts = list(zip(seeds, self._start_inits(len(seeds)), strict=True))
+        fits = self._run_starts(data, starts, initial_archetypes)
         best = _kept_start(fits, self.tol)
         if dtype != data.dtype:
             del data, fits  # the float32 copy of the data goes before the float64 one comes
@@ -328,6 +334,13 @@ n_features), default="furthest_sum"
             return self.n_init
         small = n_samples * n_features <= _AUTO_STARTS_MAX_ENTRIES
         return _AUTO_STARTS if small and n_features <= 2 * self.n_archetypes else 1
+
+    def _start_inits(self, n_starts: int) -> list:
+        """Each start's initialisation: ``init``, except that ``n_init="auto"`` seeds
+        the starts after a FurthestSum one by AA++ draws."""
+        if self.n_init == "auto" and isinstance(self.init, str) and self.init == "furthest_sum":
+            return [self.init] + [_AUTO_FURTHER_INIT] * (n_starts - 1)
+        return [self.init] * n_starts
 
     def _training_data(self, X):
         """The validated ``X`` and the number of samples of all processes together,
@@ -426,27 +439,28 @@ n_features), default="furthest_sum"
             )
         return init
 
-    def _run_starts(self, data: CentredRows, seeds, initial_archetypes):
-        """Run every start, in threads sharing the torch threads when ``n_jobs`` asks."""
+    def _run_starts(self, data: CentredRows, starts, initial_archetypes):
+        """Run every start, a seed and an initialisation each, in threads sharing the
+        torch threads when ``n_jobs`` asks."""
         # a distributed start's collectives must run in the same order in every process
-        n_jobs = 1 if self.distributed else min(len(seeds), self.n_jobs or 1)
+        n_jobs = 1 if self.distributed else min(len(starts), self.n_jobs or 1)
         if n_jobs <= 1:
-            return [self._run_start(data, seed, initial_archetypes) for seed in seeds]
+            return [self._run_start(data, *start, initial_archetypes) for start in starts]
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, threads // n_jobs))
         try:
             return Parallel(n_jobs=n_jobs, prefer="threads")(
-                delayed(self._run_start)(data, seed, initial_archetypes) for seed in seeds
+                delayed(self._run_start)(data, *start, initial_archetypes) for start in starts
             )
         finally:
             torch.set_num_threads(threads)
 
-    def _run_start(self, data: CentredRows, seed, initial_archetypes):
+    def _run_start(self, data: CentredRows, seed, init, initial_archetypes):
         rng = np.random.RandomState(seed)
         verbose = self._verbosity(data)
         centred = None
         if initial_archetypes is None:
-            rows = INITIALISATIONS[self.init](data, self.n_archetypes, rng)
+            rows = INITIALISATIONS[init](data, self.n_archetypes, rng)
         else:
             centred = data.scaled(initial_archetypes) - data.mean
             distances = data.squared_norms - 2 * data.inner(centred)

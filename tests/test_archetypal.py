@@ -120,16 +120,29 @@ def test_squared_error_at_most_py_pcha_on_every_kind_of_data(name, dtype):
     assert max(errors) <= 1.01 * reference
 
 
-@pytest.mark.parametrize("n_archetypes", [5, 8])
+@pytest.mark.parametrize("n_archetypes", [5, 6, 8])
 def test_default_starts_reach_py_pcha_on_low_dimensional_data(n_archetypes):
     # diabetes (442 x 10) at K close to D: single starts from seeds 0 to 3 end up to 4.8 %
-    # (K = 5) and 2.8 % (K = 8) above py_pcha's best; n_init="auto" makes four
+    # (K = 5), 1.2 % (K = 6: FurthestSum's every start) and 2.8 % (K = 8) above py_pcha's
+    # best; n_init="auto" makes four, the last three from AA++ draws
     X = load_diabetes().data * 1e3
     total = ((X - X.mean(0)) ** 2).sum()
     reference = min((1 - py_pcha_ev(X, n_archetypes, seed)) * total for seed in (0, 1))
     for seed in (0, 1):
         aa = ArchetypalAnalysis(n_archetypes, random_state=seed).fit(X)
         assert squared_error(X, aa) <= 1.001 * reference
+
+
+def test_default_starts_leave_furthest_sums_basin():
+    # K = 6 archetypes of data from 8 in 6 dimensions: FurthestSum's starts from seeds 0
+    # to 3 and py_pcha's all end in one local optimum; AA++ draws find one 26 % lower
+    X = make_archetypal_data(2000, 6, 8, noise=0.05, random_state=4)[0]
+    total = ((X - X.mean(0)) ** 2).sum()
+    reference = min((1 - py_pcha_ev(X, 6, seed)) * total for seed in (0, 1))
+    for seed in (0, 1):
+        single = ArchetypalAnalysis(6, n_init=1, random_state=seed).fit(X)
+        assert squared_error(X, single) >= 0.99 * reference
+        assert squared_error(X, ArchetypalAnalysis(6, random_state=seed).fit(X)) <= 0.8 * reference
 
 
 def test_tol_is_relative_to_the_squared_error(planted):
