@@ -77,7 +77,8 @@ class ArchetypalAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     on the probability simplex (Cutler & Breiman 1994). The solver follows PCHA
     (Mørup & Hansen 2012): alternating projected-gradient blocks, here with ``C``
     restricted to a working set ``W`` of candidate rows that is grown until the KKT
-    conditions of the full problem hold, and accelerated steps on ``S``. An iteration
+    conditions of the full problem hold (and, for data of at most 64 features, its
+    block solved exactly), and accelerated steps on ``S``. An iteration
     reads the data twice; besides the data, memory is ``O(N K + |W| (D + |W|))``, where
     ``|W|`` is a few tens of rows per archetype; nothing of size N x N is formed.
 

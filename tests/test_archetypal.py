@@ -79,7 +79,8 @@ def test_explained_variance_at_least_py_pcha(data, n_archetypes, seed, request):
 
 
 # raw-scale sets (features from about 0.1 to about 1000: Z Z^T badly conditioned), a
-# near-perfect fit (EV about 0.99998), K equal to D, and fewer samples than features
+# near-perfect fit (EV about 0.99998), K equal to D, and fewer samples than features,
+# and raw scales with more archetypes than features
 HARD_SETS = {
     "wine": (lambda: load_wine().data, 4),
     "breast cancer": (lambda: load_breast_cancer().data, 5),
@@ -88,6 +89,9 @@ HARD_SETS = {
     "iris, K = D": (lambda: load_iris().data, 4),
     "N < D": (lambda: np.maximum(0, np.random.RandomState(0).randn(120, 800)
                                 + np.random.RandomState(1).randn(1, 800)), 10),
+    # gradient steps on C left it 1.2-1.4x py_pcha's SSE, on a plateau for 1500 iterations
+    "raw-scale, K > D": (
+        lambda: np.random.RandomState(0).randn(1000, 4) * [1, 10, 100, 1000], 5),
 }
 
 

@@ -9,6 +9,7 @@ from conftest import brute_force_simplex_least_squares
 from sklearn.datasets import load_digits
 
 from skarchetype._solvers import _simplex, fit_archetypes, project_simplex, squared_error
+from skarchetype._solvers._hull import nearest_in_hull
 from skarchetype._solvers._init import furthest_sum
 from skarchetype._solvers._rows import CentredRows
 from skarchetype._solvers._simplex import (
@@ -269,6 +270,29 @@ def test_simplex_least_squares_reaches_the_brute_force_optimum(start):
     solved, worst_gap = simplex_least_squares(B, G, S=S)
     assert worst_gap == 0
     np.testing.assert_allclose(solved.numpy(), optimum, atol=1e-9)
+
+
+@pytest.mark.parametrize("start", ["vertex", "uniform", "sparse"])
+def test_nearest_point_of_the_hull_matches_brute_force(start):
+    # raw scales (features from 1 to 1000), duplicated points and targets inside the hull
+    rng = np.random.RandomState(0)
+    for _ in range(40):
+        n_points, n_features = rng.randint(1, 9), rng.randint(1, 5)
+        points = rng.randn(n_points, n_features) * np.logspace(0, 3, n_features)
+        points[-1] = points[0]
+        target = rng.randn(n_features) * np.logspace(0, 3, n_features) * rng.choice([0.1, 3])
+        weights = {
+            "vertex": np.eye(n_points)[rng.randint(n_points)],
+            "uniform": np.full(n_points, 1 / n_points),
+            "sparse": rng.dirichlet(np.ones(n_points)) * (rng.rand(n_points) < 0.5),
+        }[start]
+        weights = weights / weights.sum() if weights.sum() else np.eye(n_points)[0]
+        scale = np.sqrt((points**2).sum(axis=1).max())
+        nearest = nearest_in_hull(points, target, weights, scale)
+        assert nearest.min() >= 0 and nearest.sum() == pytest.approx(1, abs=1e-12)
+        optimum = brute_force_simplex_least_squares(target, points)
+        distance = ((nearest @ points - target) ** 2).sum()
+        assert distance <= ((optimum @ points - target) ** 2).sum() * (1 + 1e-9) + 1e-9
 
 
 def test_a_converged_fit_continued_in_float64_stays_at_its_optimum():

@@ -10,11 +10,15 @@ block on ``S``, but:
 - ``C`` lives on a *working set* ``W`` of candidate rows: optimal archetypes are
   mixtures of a few extreme points, so ``C`` is very sparse. Its block needs only
   ``S^T X`` (K x n_features), the rows ``X_W`` and their Gram matrix, so it never reads
-  ``X`` and its cost does not grow with ``n_samples``. When the fit slows down (an
-  iteration gains less than 1 % of the SSE), the full gradient of ``C`` is priced in one
-  pass over ``X``, every iteration until it adds no row; rows that would enter
-  (violating the KKT conditions) join ``W``. When the fit stalls and none would, the
-  restricted optimum is an optimum of the full problem.
+  ``X`` and its cost does not grow with ``n_samples``. With few features (and
+  ``delta = 0``) the block is solved exactly, archetype by archetype, as the point of
+  the working set's hull nearest to the archetype's unconstrained optimum: gradient
+  steps on ``C`` crawl on raw-scale data, whose curvature in ``C`` spans the squared
+  ratio of the feature scales; otherwise it is PCHA's line-searched gradient steps.
+  When the fit slows down (an iteration gains less than 1 % of the SSE), the full
+  gradient of ``C`` is priced in one pass over ``X``, every iteration until it adds no
+  row; rows that would enter (violating the KKT conditions) join ``W``. When the fit
+  stalls and none would, the restricted optimum is an optimum of the full problem.
 - The rows of ``S`` are independent problems, solved by accelerated projected gradient
   steps with the fixed step ``1 / lambda_max(Z Z^T)``: no line search, so no loss
   evaluations, which cancel catastrophically in float32. ``S`` is held transposed,
@@ -47,6 +51,7 @@ import numpy as np
 import torch
 
 from .._torch import batch_slices
+from ._hull import nearest_in_hull
 from ._rows import CentredRows
 from ._shards import random_coefficients
 from ._simplex import (
@@ -80,6 +85,12 @@ _INITIAL_COEFFICIENT_STEPS = 20
 # this share of it (sqrt(tol) once the SSE is summed from the residuals: there, in
 # float32 near-perfect fits, rows entering early left the weights' steps tiny)
 _PRICE_BELOW = 1e-2
+# data of at most this many features update C exactly (see _nearest_weights), others by
+# line-searched gradient steps: with more, the hull solves cost more than the iterations
+# they save (relu30k, 96 features: 29 iterations instead of 56, but 20 % slower;
+# relu50k, 512 features: 50 % slower), with fewer they save time too (planted,
+# 64 features: 17 iterations instead of 37, 0.28 s instead of 0.48 s)
+_NEAREST_MAX_FEATURES = 64
 
 
 @dataclass
@@ -123,6 +134,7 @@ class WorkingSet:
                     torch.cat([cross.T, rows @ rows.T], dim=1),
                 ])
             self.rows = torch.cat([self.rows, rows])
+            self.host_rows = self.rows.double().cpu().numpy()
         return new.size
 
     def times_gram(self, D: torch.Tensor) -> torch.Tensor:
@@ -362,6 +374,29 @@ def _coefficient_block(
             break
 
 
+def _nearest_weights(C, H, pull, ws: WorkingSet) -> torch.Tensor:
+    """``C`` minimised exactly, one archetype at a time, with ``S`` and the other
+    archetypes fixed: the loss is then ``H_kk ||z_k - target||^2`` plus a constant, with
+    ``target = z_k + pull_k / H_kk``, so ``z_k`` moves to the point of the working set's
+    hull nearest to ``target``. Gradient steps on ``C`` crawl where the data's features
+    lie on scales orders of magnitude apart (the weights' curvature spans their squared
+    ratio); this update does not see that scale."""
+    weights, products = C.double().cpu().numpy(), H.double().cpu().numpy()
+    pull = pull.double().cpu().numpy()
+    archetypes = weights @ ws.host_rows
+    scale = math.sqrt((ws.host_rows**2).sum(axis=1).max())
+    for k in range(len(weights)):
+        if not products[k, k] > 0:  # an archetype no sample uses
+            continue
+        target = archetypes[k] + pull[k] / products[k, k]
+        nearest = nearest_in_hull(ws.host_rows, target, weights[k], scale)
+        moved = nearest @ ws.host_rows
+        if ((moved - target) ** 2).sum() < ((archetypes[k] - target) ** 2).sum():
+            pull -= np.outer(products[:, k], moved - archetypes[k])
+            archetypes[k], weights[k] = moved, nearest
+    return torch.as_tensor(weights).to(C)
+
+
 def _project_weights(V: torch.Tensor, delta: float) -> torch.Tensor:
     """The archetype weights' map back to their constraints (sums in ``1 ± delta``)."""
     return project_simplex(V, 1.0 - delta, 1.0 + delta) if delta else _clip_and_normalise(V)
@@ -488,6 +523,8 @@ def fit_archetypes(
         n_steps, done = coefficient_steps, start.n_iter
 
     def weights_block(C, H, pull, step):
+        if not delta and data.shape[1] <= _NEAREST_MAX_FEATURES:
+            return _nearest_weights(C, H, pull, ws), step
         def curvature(D):
             return ws.times_gram(H @ D)
 
