@@ -8,7 +8,14 @@ import torch
 from conftest import brute_force_simplex_least_squares
 from sklearn.datasets import load_digits
 
-from skarchetype._solvers import _simplex, fit_archetypes, project_simplex, squared_error
+from skarchetype._solvers import (
+    _alternating,
+    _simplex,
+    fit_archetypes,
+    project_simplex,
+    squared_error,
+)
+from skarchetype._solvers._alternating import WorkingSet
 from skarchetype._solvers._hull import nearest_in_hull
 from skarchetype._solvers._init import furthest_sum
 from skarchetype._solvers._rows import CentredRows
@@ -293,6 +300,31 @@ def test_nearest_point_of_the_hull_matches_brute_force(start):
         optimum = brute_force_simplex_least_squares(target, points)
         distance = ((nearest @ points - target) ** 2).sum()
         assert distance <= ((optimum @ points - target) ** 2).sum() * (1 + 1e-9) + 1e-9
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_exact_weights_block_lowers_the_loss_and_leaves_its_inputs(dtype):
+    # the iterate's C and pull are kept to extrapolate from: float64 host tensors share
+    # memory with their numpy views, which the block must not write through
+    X, n_archetypes = data_set("synth")
+    data = CentredRows(X, CPU, dtype)
+    ws = WorkingSet(data, furthest_sum(data, 3 * n_archetypes, np.random.RandomState(0)))
+    rng = np.random.RandomState(1)
+    C = torch.as_tensor(rng.dirichlet(np.ones(len(ws.indices)), n_archetypes), dtype=dtype)
+    St = torch.as_tensor(rng.dirichlet(np.ones(n_archetypes), len(X)).T.copy(), dtype=dtype)
+    H, products = St @ St.T, data.rmatmul(St)
+    pull = products - H @ (C @ ws.rows)
+    C_before, pull_before = C.clone(), pull.clone()
+
+    def loss(C):  # ||X - S C X_W||^2 up to its constant ||X||^2
+        Z = C.double() @ ws.rows.double()
+        return float((H.double() * (Z @ Z.T)).sum() - 2 * (products.double() * Z).sum())
+
+    updated = _alternating._nearest_weights(C, H, pull, ws)
+    assert torch.equal(C, C_before) and torch.equal(pull, pull_before)
+    assert loss(updated) < loss(C)
+    assert float(updated.min()) >= 0
+    torch.testing.assert_close(updated.sum(dim=1), torch.ones(n_archetypes, dtype=dtype))
 
 
 def test_a_converged_fit_continued_in_float64_stays_at_its_optimum():

@@ -381,8 +381,10 @@ def _nearest_weights(C, H, pull, ws: WorkingSet) -> torch.Tensor:
     hull nearest to ``target``. Gradient steps on ``C`` crawl where the data's features
     lie on scales orders of magnitude apart (the weights' curvature spans their squared
     ratio); this update does not see that scale."""
-    weights, products = C.double().cpu().numpy(), H.double().cpu().numpy()
-    pull = pull.double().cpu().numpy()
+    # copies: the iterate's C and pull (kept to extrapolate from) must not change
+    weights, products, pull = (
+        tensor.to("cpu", torch.float64, copy=True).numpy() for tensor in (C, H, pull)
+    )
     archetypes = weights @ ws.host_rows
     scale = math.sqrt((ws.host_rows**2).sum(axis=1).max())
     for k in range(len(weights)):
