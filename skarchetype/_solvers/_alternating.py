@@ -117,6 +117,7 @@ class WorkingSet:
         self.indices = np.zeros(0, dtype=np.int64)
         self.rows = torch.zeros(0, data.shape[1], device=data.device, dtype=data.dtype)
         self.gram = torch.zeros(0, 0, device=data.device, dtype=data.dtype)
+        self._host_rows = None
         self.extend(indices)
 
     def extend(self, indices) -> int:
@@ -134,8 +135,16 @@ class WorkingSet:
                     torch.cat([cross.T, rows @ rows.T], dim=1),
                 ])
             self.rows = torch.cat([self.rows, rows])
-            self.host_rows = self.rows.double().cpu().numpy()
+            self._host_rows = None
         return new.size
+
+    @property
+    def host_rows(self) -> np.ndarray:
+        """The rows in float64 on the host, for the exact weights block: copied when first
+        asked for after the set grew (the line-searched block never asks)."""
+        if self._host_rows is None:
+            self._host_rows = self.rows.to("cpu", torch.float64).numpy()
+        return self._host_rows
 
     def times_gram(self, D: torch.Tensor) -> torch.Tensor:
         """``D @ gram`` for ``D`` of shape (q, |W|): through the Gram matrix, or through
