@@ -58,7 +58,8 @@ _EQUAL_LOSS = 1e-5
 
 
 def _kept_start(fits, tol: float):
-    """The first start whose loss is within ``max(tol, 1e-5)`` (relative) of the smallest.
+    """The first start whose loss is within ``max(tol, _EQUAL_LOSS)`` (relative) of the
+    smallest.
 
     Starts that end at one optimum differ by rounding and by the order of their
     archetypes: keeping the first of them, not the one rounding favours, keeps the same
