@@ -158,7 +158,9 @@ n_features), default="furthest_sum"
         exchanges ``O(K D + K^2)`` numbers and a few candidate rows. Every process ends
         with the same ``archetypes_``, ``explained_variance_``, ``n_iter_`` and
         ``loss_curve_``, equal (to rounding) to a one-process fit of all the rows with
-        the same ``random_state``; ``coefficients_`` holds the process's own rows and
+        the same ``random_state`` under ``precision="full"`` or when both converge
+        (``precision="mixed"`` searches in float32, whose rounding depends on how the
+        rows are split); ``coefficients_`` holds the process's own rows and
         ``archetype_weights_`` indexes rows globally in rank order. A check failing in
         one process raises in all. ``transform`` and ``score`` stay local.
         With ``random_state=None`` every process uses the seeds of rank 0.

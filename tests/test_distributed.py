@@ -35,6 +35,8 @@ SHARDS = {1: (61,), 2: (41, 20), 3: (20, 1, 40)}
 # tight enough that both fits reach the optimum rather than stop at different points
 # short of it (the default tol=1e-6 leaves archetypes about 1e-3 apart on these data)
 PARAMS = dict(n_archetypes=N_ARCHETYPES, random_state=0, tol=1e-11, max_iter=5000)
+# with every sum in float64, fits stopped by the default tol take the same path to rounding
+FULL_PRECISION = dict(n_archetypes=N_ARCHETYPES, random_state=0, precision="full")
 
 
 def _data(dtype=np.float64) -> np.ndarray:
@@ -94,6 +96,10 @@ def _fits_job(rank, world, device="cpu"):
             model = ArchetypalAnalysis(init=_init(init, X), distributed=True, device=device,
                                        **PARAMS).fit(X_rank)
             results[dtype.__name__, init] = _fit_summary(model, X_rank)
+            if dtype is np.float64:
+                model = ArchetypalAnalysis(init=_init(init, X), distributed=True, device=device,
+                                           **FULL_PRECISION).fit(X_rank)
+                results["full precision", init] = _fit_summary(model, X_rank)
     data = DistributedRows(_shard(_data(), rank, SHARDS[world]), torch.device(device),
                            torch.float64)
     for name, initialise in INITIALISATIONS.items():
@@ -102,9 +108,10 @@ def _fits_job(rank, world, device="cpu"):
 
 
 @functools.cache
-def _reference(dtype, init):
+def _reference(dtype, init, full_precision=False):
     X = _data(dtype)
-    return _fit_summary(ArchetypalAnalysis(init=_init(init, X), **PARAMS).fit(X), X)
+    params = FULL_PRECISION if full_precision else PARAMS
+    return _fit_summary(ArchetypalAnalysis(init=_init(init, X), **params).fit(X), X)
 
 
 @pytest.fixture(scope="module", params=[2, 3])
@@ -144,6 +151,18 @@ def test_shards_fit_what_one_process_fits_on_all_rows(distributed_fits, dtype, i
     for result in results:
         _assert_same_fit(result[dtype, init], expected, dtype)
         assert result[dtype, init]["archetypes"].dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_full_precision_shards_fit_what_one_process_fits_at_the_default_tol(
+    distributed_fits, init
+):
+    # the default precision="mixed" searches in float32, whose rounding differs with how the
+    # rows are split: fits stopped short of the optimum then end about 1e-4 apart
+    world, results = distributed_fits
+    expected = _reference(np.float64, init, full_precision=True)
+    for result in results:
+        _assert_same_fit(result["full precision", init], expected, "float64")
 
 
 def test_every_rank_ends_with_the_same_model(distributed_fits):

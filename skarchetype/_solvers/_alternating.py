@@ -383,28 +383,33 @@ def _coefficient_block(
             break
 
 
-def _nearest_weights(C, H, pull, ws: WorkingSet) -> torch.Tensor:
+def _nearest_weights(C, Z, H, pull, ws: WorkingSet) -> torch.Tensor:
     """``C`` minimised exactly, one archetype at a time, with ``S`` and the other
     archetypes fixed: the loss is then ``H_kk ||z_k - target||^2`` plus a constant, with
     ``target = z_k + pull_k / H_kk``, so ``z_k`` moves to the point of the working set's
     hull nearest to ``target``. Gradient steps on ``C`` crawl where the data's features
     lie on scales orders of magnitude apart (the weights' curvature spans their squared
-    ratio); this update does not see that scale."""
+    ratio); this update does not see that scale.
+
+    ``Z`` are the current archetypes, which may lie off the hull (an extrapolated
+    iterate); ``C`` are feasible weights the solves start from, and where one fails to
+    come nearer the target than its start, the archetype moves to that start.
+    """
     # copies: the iterate's C and pull (kept to extrapolate from) must not change
-    weights, products, pull = (
-        tensor.to("cpu", torch.float64, copy=True).numpy() for tensor in (C, H, pull)
+    weights, products, pull, archetypes = (
+        tensor.to("cpu", torch.float64, copy=True).numpy() for tensor in (C, H, pull, Z)
     )
-    archetypes = weights @ ws.host_rows
+    starts = weights @ ws.host_rows
     scale = math.sqrt((ws.host_rows**2).sum(axis=1).max())
     for k in range(len(weights)):
-        if not products[k, k] > 0:  # an archetype no sample uses
-            continue
-        target = archetypes[k] + pull[k] / products[k, k]
-        nearest = nearest_in_hull(ws.host_rows, target, weights[k], scale)
-        moved = nearest @ ws.host_rows
-        if ((moved - target) ** 2).sum() < ((archetypes[k] - target) ** 2).sum():
-            pull -= np.outer(products[:, k], moved - archetypes[k])
-            archetypes[k], weights[k] = moved, nearest
+        moved = starts[k]
+        if products[k, k] > 0:  # else an archetype no sample uses: it stays at its start
+            target = archetypes[k] + pull[k] / products[k, k]
+            nearest = nearest_in_hull(ws.host_rows, target, weights[k], scale)
+            if ((nearest @ ws.host_rows - target) ** 2).sum() < ((moved - target) ** 2).sum():
+                weights[k], moved = nearest, nearest @ ws.host_rows
+        pull -= np.outer(products[:, k], moved - archetypes[k])
+        archetypes[k] = moved
     return torch.as_tensor(weights).to(C)
 
 
@@ -533,9 +538,11 @@ def fit_archetypes(
         ws, C, St, Z = _continued_start(data, start, delta)
         n_steps, done = coefficient_steps, start.n_iter
 
-    def weights_block(C, H, pull, step):
-        if not delta and data.shape[1] <= _NEAREST_MAX_FEATURES:
-            return _nearest_weights(C, H, pull, ws), step
+    exact_weights = not delta and data.shape[1] <= _NEAREST_MAX_FEATURES
+
+    def weights_block(C, Z, H, pull, step):
+        if exact_weights:
+            return _nearest_weights(C, Z, H, pull, ws), step
         def curvature(D):
             return ws.times_gram(H @ D)
 
@@ -543,10 +550,11 @@ def fit_archetypes(
             C, -pull @ ws.rows.T, curvature, project_weights, euclidean, step, weight_steps
         )
 
-    def iterate(C, St, H, pull, step, Bt, feasible=True):
-        """One iteration from ``(C, S)``, given ``H = S^T S`` and ``pull``: steps on ``C``,
-        then on ``S`` (in place, ending on the simplex), and the new iterate's products."""
-        C, step = weights_block(C, H, pull, step)
+    def iterate(C, Z, St, H, pull, step, Bt, feasible=True):
+        """One iteration from ``(C, S)`` with archetypes ``Z``, given ``H = S^T S`` and
+        ``pull``: steps on ``C``, then on ``S`` (in place, ending on the simplex), and the
+        new iterate's products."""
+        C, step = weights_block(C, Z, H, pull, step)
         Z = C @ ws.rows
         Bt, G = data.inner(Z, out=Bt), Z @ Z.T
         _coefficient_block(
@@ -555,19 +563,24 @@ def fit_archetypes(
         return measured(C, St, Z, Bt, G), step
 
     def extrapolated(now, before, factor):
-        """``C``, ``S^T`` (in ``before``'s buffer), ``S^T S`` and ``pull`` ``factor``
-        times the last move further on. ``H`` and ``pull`` are those of the straight
-        extrapolation of ``S``, which ``C``'s steps see: ``S^T X`` is linear in ``S``, so
-        its value there costs no pass over ``X``. ``S`` is left off the simplex."""
+        """``C``, ``Z``, ``S^T`` (in ``before``'s buffer), ``S^T S`` and ``pull``
+        ``factor`` times the last move further on. ``H`` and ``pull`` are those of the
+        straight extrapolation of ``S``, which ``C``'s steps see: ``S^T X`` is linear in
+        ``S``, so its value there costs no pass over ``X``. ``S`` is left off the
+        simplex. The exact weights block moves archetypes, whose weights need not be
+        unique (on a face spanned by affinely dependent rows, which of its weights a
+        solve returns is up to rounding): there the archetypes themselves are
+        extrapolated, off the hull if need be, and ``C`` (projected) is only where the
+        block's solves start."""
         C = project_weights(now.C + factor * (now.C - before.C))
         St = before.St.mul_(-factor).add_(now.St, alpha=1 + factor)
         H = data.all_sum(St @ St.T)
-        Z = C @ ws.rows
+        Z = now.Z * (1 + factor) - before.Z * factor if exact_weights else C @ ws.rows
         if precise:
             pull = data.residual_products(St, Z)[1]
         else:
             pull = now.products * (1 + factor) - before.products * factor - H @ Z
-        return C, St, H, pull
+        return C, Z, St, H, pull
 
     Bt, G = data.inner(Z), Z @ Z.T
     work = _coefficient_workspace(St)
@@ -605,8 +618,8 @@ def fit_archetypes(
                 break
         previous, following = now.sse, None
         if before is not None and done + iteration >= _EXTRAPOLATE_FROM:
-            C, St, H, pull = extrapolated(now, before, factor)
-            following, step = iterate(C, St, H, pull, c_step_size, now.Bt, feasible=False)
+            C, Z, St, H, pull = extrapolated(now, before, factor)
+            following, step = iterate(C, Z, St, H, pull, c_step_size, now.Bt, feasible=False)
             if following.sse < now.sse - noise_of(now.sse):
                 factor = min(factor * _EXTRAPOLATION_GROWTH, _EXTRAPOLATION_BOUNDS[1])
                 c_step_size = step
@@ -615,7 +628,9 @@ def fit_archetypes(
                 following = None
         if following is None:
             St = now.St.clone() if before is None else before.St.copy_(now.St)
-            following, c_step_size = iterate(now.C, St, now.H, now.pull, c_step_size, now.Bt)
+            following, c_step_size = iterate(
+                now.C, now.Z, St, now.H, now.pull, c_step_size, now.Bt
+            )
         before, now = now, following
         curve.append(now.sse)
         if verbose >= 2:
