@@ -81,6 +81,25 @@ def test_streamed_blocks_give_the_in_memory_fit():
     torch.testing.assert_close(b.archetypes, a.archetypes, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("block_size", [None, 512])
+def test_residual_products_match_the_residuals_of_any_layout(dtype, block_size):
+    # the in-memory copy is column-major, streamed blocks are row-major
+    X, n_archetypes = data_set("synth")
+    data = CentredRows(X, CPU, dtype, block_size=block_size)
+    rng = np.random.RandomState(0)
+    At = rng.dirichlet(np.ones(n_archetypes), len(X)).T
+    Z = rng.randn(n_archetypes, X.shape[1]) * 0.1
+    residual = (X - X.mean(axis=0)) * 2.0**-data.exponent - At.T @ Z
+    squares, products = data.residual_products(
+        torch.as_tensor(At, dtype=dtype), torch.as_tensor(Z, dtype=dtype)
+    )
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert squares == pytest.approx((residual**2).sum(), rel=rtol)
+    np.testing.assert_allclose(products.double().numpy(), At @ residual, rtol=rtol * 100,
+                               atol=rtol * np.abs(At @ residual).max())
+
+
 def test_weights_stay_on_the_simplex_over_the_working_set():
     X, n_archetypes = data_set("planted")
     data = CentredRows(X, CPU, torch.float64)

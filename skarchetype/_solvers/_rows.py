@@ -183,9 +183,9 @@ class CentredRows(SampleReductions):
         for rows, block in self._blocks():
             for chunk in batch_slices(block.shape[0], _CHUNK_ROWS):
                 weights = At[:, rows][:, chunk]
-                residual = torch.addmm(block[chunk], weights.T, Z, alpha=-1)
-                total += torch.linalg.vecdot(residual, residual).sum(dtype=torch.float64)
-                products += weights @ residual
+                squares, product = _residual_terms(block[chunk], weights, Z)
+                total += squares.sum(dtype=torch.float64)
+                products += product
         return float(self.all_sum(total)), self.all_sum(products)
 
     def rows(self, index) -> torch.Tensor:
@@ -194,6 +194,18 @@ class CentredRows(SampleReductions):
             return self._centred[index]
         order = np.asarray(index.cpu() if is_tensor(index) else index)
         return self._read(np.sort(order))[np.argsort(np.argsort(order))] - self.mean
+
+
+def _residual_terms(block: torch.Tensor, weights: torch.Tensor, Z: torch.Tensor):
+    """Each row's squared norm and ``weights @ R`` for the residuals
+    ``R = block - weights^T Z``, formed in ``block``'s own layout: written row by row, the
+    residuals of a column-major block (the centred copy) took a transposing copy that cost
+    more than the products (float32 20 000 x 128: 1.3 ms a chunk of 8192 rows)."""
+    if block.stride(0) == 1:  # column-major: R^T, (n_features, rows), is contiguous
+        residual = torch.addmm(block.T, Z.T, weights, alpha=-1)
+        return torch.linalg.vecdot(residual, residual, dim=0), weights @ residual.T
+    residual = torch.addmm(block, weights.T, Z, alpha=-1)
+    return torch.linalg.vecdot(residual, residual), weights @ residual
 
 
 def times_power_of_two(tensor: torch.Tensor, exponent: int) -> torch.Tensor:
