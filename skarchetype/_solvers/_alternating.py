@@ -399,15 +399,17 @@ def _nearest_weights(C, Z, H, pull, ws: WorkingSet) -> torch.Tensor:
     weights, products, pull, archetypes = (
         tensor.to("cpu", torch.float64, copy=True).numpy() for tensor in (C, H, pull, Z)
     )
-    starts = weights @ ws.host_rows
-    scale = math.sqrt((ws.host_rows**2).sum(axis=1).max())
+    rows = ws.host_rows
+    starts = weights @ rows
+    scale = math.sqrt((rows**2).sum(axis=1).max())
     for k in range(len(weights)):
         moved = starts[k]
         if products[k, k] > 0:  # else an archetype no sample uses: it stays at its start
             target = archetypes[k] + pull[k] / products[k, k]
-            nearest = nearest_in_hull(ws.host_rows, target, weights[k], scale)
-            if ((nearest @ ws.host_rows - target) ** 2).sum() < ((moved - target) ** 2).sum():
-                weights[k], moved = nearest, nearest @ ws.host_rows
+            nearest = nearest_in_hull(rows, target, weights[k], scale)
+            point = nearest @ rows
+            if ((point - target) ** 2).sum() < ((moved - target) ** 2).sum():
+                weights[k], moved = nearest, point
         pull -= np.outer(products[:, k], moved - archetypes[k])
         archetypes[k] = moved
     return torch.as_tensor(weights).to(C)

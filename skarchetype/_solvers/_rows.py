@@ -199,8 +199,8 @@ class CentredRows(SampleReductions):
 def _residual_terms(block: torch.Tensor, weights: torch.Tensor, Z: torch.Tensor):
     """Each row's squared norm and ``weights @ R`` for the residuals
     ``R = block - weights^T Z``, formed in ``block``'s own layout: written row by row, the
-    residuals of a column-major block (the centred copy) took a transposing copy that cost
-    more than the products (float32 20 000 x 128: 1.3 ms a chunk of 8192 rows)."""
+    residuals of a column-major block (the centred copy) took a transposing copy (float32
+    20 000 x 128, K=12: 5.1 ms a pass, 4.1 ms in the block's layout)."""
     if block.stride(0) == 1:  # column-major: R^T, (n_features, rows), is contiguous
         residual = torch.addmm(block.T, Z.T, weights, alpha=-1)
         return torch.linalg.vecdot(residual, residual, dim=0), weights @ residual.T
