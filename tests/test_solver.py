@@ -9,13 +9,11 @@ from conftest import brute_force_simplex_least_squares
 from sklearn.datasets import load_digits
 
 from skarchetype._solvers import (
-    _alternating,
     _simplex,
+    _weights,
     fit_archetypes,
-    project_simplex,
     squared_error,
 )
-from skarchetype._solvers._alternating import WorkingSet
 from skarchetype._solvers._hull import nearest_in_hull
 from skarchetype._solvers._init import furthest_sum
 from skarchetype._solvers._rows import CentredRows
@@ -25,6 +23,7 @@ from skarchetype._solvers._simplex import (
     simplex_least_squares,
     step_coefficients,
 )
+from skarchetype._solvers._weights import WorkingSet, nearest_weights, project_rows
 from skarchetype.datasets import make_archetypal_data
 
 CPU = torch.device("cpu")
@@ -106,9 +105,10 @@ def test_weights_stay_on_the_simplex_over_the_working_set():
     fit = fit_archetypes(data, furthest_sum(data, n_archetypes, np.random.RandomState(0)))
     assert fit.weights.shape == (n_archetypes, len(fit.working_set))
     assert fit.weights.min() >= 0
-    ones = torch.ones(n_archetypes, dtype=torch.float64)
-    torch.testing.assert_close(fit.weights.sum(dim=1), ones)
-    torch.testing.assert_close(fit.archetypes, fit.weights @ data.rows(fit.working_set))
+    np.testing.assert_allclose(fit.weights.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(
+        fit.archetypes.numpy(), fit.weights @ data.rows(fit.working_set).numpy(), atol=1e-12
+    )
 
 
 def test_loss_curve_has_one_entry_per_iteration_after_the_start():
@@ -120,10 +120,11 @@ def test_loss_curve_has_one_entry_per_iteration_after_the_start():
     assert fit.loss_curve[-1] == fit.sse
 
 
-def sorted_projection(V):
-    """Projection of each row onto the probability simplex by sorting (Held et al. 1974)."""
+def sorted_projection(V, total=1.0):
+    """Projection of each row onto ``{v >= 0, sum(v) = total}`` by sorting (Held et al.
+    1974)."""
     U = np.sort(V, axis=1)[:, ::-1]
-    partial = np.cumsum(U, axis=1) - 1
+    partial = np.cumsum(U, axis=1) - total
     ranks = np.arange(1, V.shape[1] + 1)
     support = (U - partial / ranks > 0).sum(axis=1)
     threshold = partial[np.arange(len(V)), support - 1] / support
@@ -139,9 +140,17 @@ def test_projection_matches_the_sorting_reference_along_either_axis(dim, dtype):
                    10 * rng.normal(size=(100, 12)), np.full((3, 12), 0.25)])
     expected = sorted_projection(V)
     tensor = torch.as_tensor(V if dim == 1 else V.T.copy(), dtype=dtype)
-    projected = project_simplex(tensor, dim=dim).double().numpy()
+    _simplex._project_onto_sum_(tensor, 1.0, dim)
+    projected = tensor.double().numpy()
     atol = 16 * torch.finfo(dtype).eps * np.abs(V).max()  # rounding at the inputs' scale
     np.testing.assert_allclose(projected if dim == 1 else projected.T, expected, atol=atol)
+
+
+def test_host_projection_of_the_weights_matches_the_sorting_reference():
+    rng = np.random.default_rng(0)
+    V = np.vstack([rng.dirichlet(np.full(40, 0.3), 200) + 0.05 * rng.normal(size=(200, 40)),
+                   10 * rng.normal(size=(50, 40)), np.full((3, 40), 0.025), -np.ones((2, 40))])
+    np.testing.assert_allclose(project_rows(V), sorted_projection(V), atol=1e-14)
 
 
 @pytest.mark.parametrize("total", [1.0, "per slice"])
@@ -219,12 +228,19 @@ def test_squared_error_matches_the_residual_in_any_chunking(monkeypatch, dtype):
     assert squared_error(total, St, Bt, G, scratch) == pytest.approx(expected, rel=rtol)
 
 
-@pytest.mark.parametrize("dim", [0, 1])
-def test_relaxed_projection_keeps_sums_in_bounds(dim):
-    V = torch.randn(200, 7, dtype=torch.float64) * 3
-    V = V if dim == 1 else V.T.contiguous()
-    sums = project_simplex(V, 0.8, 1.2, dim=dim).sum(dim=dim)
-    assert sums.min() >= 0.8 - 1e-12 and sums.max() <= 1.2 + 1e-12
+def test_relaxed_projection_is_the_nearest_point_with_sums_in_bounds():
+    # rows whose positive part sums below, inside and above [0.8, 1.2]
+    V = np.random.default_rng(0).normal(size=(300, 7)) * np.geomspace(0.05, 3, 300)[:, None]
+    projected = project_rows(V, 0.8, 1.2)
+    positive = np.maximum(V, 0)
+    sums = positive.sum(axis=1)
+    inside = (sums >= 0.8) & (sums <= 1.2)
+    np.testing.assert_array_equal(projected[inside], positive[inside])
+    for bound, rows in ((0.8, sums < 0.8), (1.2, sums > 1.2)):
+        assert rows.any()
+        np.testing.assert_allclose(
+            projected[rows], sorted_projection(V[rows], total=bound), atol=1e-14
+        )
 
 
 def test_coefficients_stepped_in_chunks_match_one_chunk(monkeypatch):
@@ -321,31 +337,38 @@ def test_nearest_point_of_the_hull_matches_brute_force(start):
         assert distance <= ((optimum @ points - target) ** 2).sum() * (1 + 1e-9) + 1e-9
 
 
+@pytest.mark.parametrize("block", ["exact", "line search"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_exact_weights_block_lowers_the_loss_and_leaves_its_inputs(dtype):
-    # the iterate's C and pull are kept to extrapolate from: float64 host tensors share
-    # memory with their numpy views, which the block must not write through
+def test_weights_blocks_lower_the_loss_and_leave_their_inputs(dtype, block):
+    # the iterate's C, Z and pull are kept to extrapolate from: float64 host tensors share
+    # memory with their numpy views, which a block must not write through
     X, n_archetypes = data_set("synth")
     data = CentredRows(X, CPU, dtype)
     ws = WorkingSet(data, furthest_sum(data, 3 * n_archetypes, np.random.RandomState(0)))
     rng = np.random.RandomState(1)
-    C = torch.as_tensor(rng.dirichlet(np.ones(len(ws.indices)), n_archetypes), dtype=dtype)
+    C = rng.dirichlet(np.ones(len(ws.indices)), n_archetypes)
     St = torch.as_tensor(rng.dirichlet(np.ones(n_archetypes), len(X)).T.copy(), dtype=dtype)
-    H, products = St @ St.T, data.rmatmul(St)
-    Z = C @ ws.rows
+    H, products = _weights.on_host(St @ St.T), _weights.on_host(data.rmatmul(St))
+    Z = _weights.on_host(ws.archetypes(C))
     pull = products - H @ Z
-    C_before, pull_before, Z_before = C.clone(), pull.clone(), Z.clone()
+    before = [array.copy() for array in (C, Z, pull)]
 
     def loss(C):  # ||X - S C X_W||^2 up to its constant ||X||^2
-        Z = C.double() @ ws.rows.double()
-        return float((H.double() * (Z @ Z.T)).sum() - 2 * (products.double() * Z).sum())
+        Z = C @ ws.host_rows
+        return float((H * (Z @ Z.T)).sum() - 2 * (products * Z).sum())
 
-    updated = _alternating._nearest_weights(C, Z, H, pull, ws)
-    assert torch.equal(C, C_before) and torch.equal(pull, pull_before)
-    assert torch.equal(Z, Z_before)
+    if block == "exact":
+        updated = nearest_weights(C, Z, H, pull, ws)
+    else:
+        updated, _ = _weights.line_search_steps(
+            C, -ws.times_rows(pull), lambda D: ws.times_gram(H @ D),
+            _weights.clip_and_normalise, project_rows, 1 / data.total_sum_of_squares, 5,
+        )
+    for array, kept in zip((C, Z, pull), before, strict=True):
+        np.testing.assert_array_equal(array, kept)
     assert loss(updated) < loss(C)
-    assert float(updated.min()) >= 0
-    torch.testing.assert_close(updated.sum(dim=1), torch.ones(n_archetypes, dtype=dtype))
+    assert updated.min() >= 0
+    np.testing.assert_allclose(updated.sum(axis=1), 1.0, rtol=1e-12)
 
 
 def test_exact_weights_fit_does_not_depend_on_which_of_equal_rows_carry_the_weights(
@@ -375,7 +398,7 @@ def test_exact_weights_fit_does_not_depend_on_which_of_equal_rows_carry_the_weig
             nearest[np.flatnonzero(equal)[0]] += share
         return nearest
 
-    monkeypatch.setattr(_alternating, "nearest_in_hull", nearest_split_between_twins)
+    monkeypatch.setattr(_weights, "nearest_in_hull", nearest_split_between_twins)
     split = fit()
     assert split.n_iter == reference.n_iter
     assert split.sse == pytest.approx(reference.sse, rel=1e-12)
@@ -398,4 +421,6 @@ def test_a_converged_fit_continued_in_float64_stays_at_its_optimum():
     assert again.n_iter <= 2
     gain = explained_variance(again, data) - explained_variance(fine, data)
     assert -1e-12 <= gain <= again.n_iter * 1e-6
-    torch.testing.assert_close(fine.archetypes, fine.weights @ data.rows(fine.working_set))
+    np.testing.assert_allclose(
+        fine.archetypes.numpy(), fine.weights @ data.rows(fine.working_set).numpy(), atol=1e-12
+    )

@@ -3,14 +3,13 @@
 from ._alternating import ArchetypeFit, fit_archetypes, squared_error
 from ._init import INITIALISATIONS
 from ._rows import CentredRows
-from ._simplex import project_simplex, simplex_least_squares
+from ._simplex import simplex_least_squares
 
 __all__ = [
     "INITIALISATIONS",
     "ArchetypeFit",
     "CentredRows",
     "fit_archetypes",
-    "project_simplex",
     "simplex_least_squares",
     "squared_error",
 ]

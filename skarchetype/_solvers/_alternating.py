@@ -19,6 +19,8 @@ block on ``S``, but:
   gradient of ``C`` is priced in one pass over ``X``, every iteration until it adds no
   row; rows that would enter (violating the KKT conditions) join ``W``. When the fit
   stalls and none would, the restricted optimum is an optimum of the full problem.
+  ``C`` is small whatever ``n_samples``: it is held on the host in float64
+  (:mod:`._weights`), where its many small operations cost least.
 - The rows of ``S`` are independent problems, solved by accelerated projected gradient
   steps with the fixed step ``1 / lambda_max(Z Z^T)``: no line search, so no loss
   evaluations, which cancel catastrophically in float32. ``S`` is held transposed,
@@ -51,7 +53,6 @@ import numpy as np
 import torch
 
 from .._torch import batch_slices
-from ._hull import nearest_in_hull
 from ._rows import CentredRows
 from ._shards import random_coefficients
 from ._simplex import (
@@ -61,8 +62,16 @@ from ._simplex import (
     chunk_width,
     leading,
     lipschitz_constant,
-    project_simplex,
     step_coefficients,
+)
+from ._weights import (
+    WorkingSet,
+    line_search_steps,
+    nearest_weights,
+    on_host,
+    product,
+    project_rows,
+    project_weights,
 )
 
 # condition numbers of Z Z^T (see _condition_number) from which S takes adaptive steps:
@@ -75,17 +84,13 @@ _EXTRAPOLATE_FROM = 20
 # two fits of the same data rounded differently (scaled, streamed) took paths apart
 _EXTRAPOLATION_START, _EXTRAPOLATION_BOUNDS, _EXTRAPOLATION_GROWTH = 0.5, (0.25, 1.0), 1.2
 _TINY = torch.finfo(torch.float64).tiny  # guards the relative change of a zero SSE
-# halvings of the weights' step before a block gives up (2**-60: below any dtype's resolution)
-_MAX_HALVINGS = 60
-# the most a block of weight steps shrinks the next block's first step
-_BLOCK_SHRINK = 2.0**-4
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
 # pricing runs, until it adds no row, whenever an iteration lowers the SSE by less than
 # this share of it (sqrt(tol) once the SSE is summed from the residuals: there, in
 # float32 near-perfect fits, rows entering early left the weights' steps tiny)
 _PRICE_BELOW = 1e-2
-# data of at most this many features update C exactly (see _nearest_weights), others by
+# data of at most this many features update C exactly (see nearest_weights), others by
 # line-searched gradient steps: with more, the hull solves cost more than the iterations
 # they save (relu30k, 96 features: 29 iterations instead of 56, but 20 % slower;
 # relu50k, 512 features: 50 % slower), with fewer they save time too (planted,
@@ -99,65 +104,13 @@ class ArchetypeFit:
 
     archetypes: torch.Tensor  # (K, n_features), centred
     coefficients: torch.Tensor  # (K, n_samples), S transposed
-    weights: torch.Tensor  # (K, |W|), C restricted to the working set
+    weights: np.ndarray  # (K, |W|), C restricted to the working set, float64 on the host
     working_set: np.ndarray  # (|W|,) row indices
     sse: float
     n_iter: int
     converged: bool
     loss_curve: list = field(default_factory=list)
     relative_change: float = math.inf  # the last iteration's SSE decrease over the SSE
-
-
-class WorkingSet:
-    """Candidate rows for the archetypes, with their Gram matrix while products through
-    it are cheaper than through the rows (``gram`` is None beyond: the set only grows)."""
-
-    def __init__(self, data: CentredRows, indices):
-        self.data = data
-        self.indices = np.zeros(0, dtype=np.int64)
-        self.rows = torch.zeros(0, data.shape[1], device=data.device, dtype=data.dtype)
-        self.gram = torch.zeros(0, 0, device=data.device, dtype=data.dtype)
-        self._host_rows = None
-        self.extend(indices)
-
-    def extend(self, indices) -> int:
-        """Add the rows not already present; return how many were added."""
-        new = np.setdiff1d(np.unique(indices), self.indices)
-        if new.size:
-            rows = self.data.rows(new)
-            self.indices = np.concatenate([self.indices, new])
-            if 2 * rows.shape[1] < len(self.indices):
-                self.gram = None
-            else:
-                cross = self.rows @ rows.T
-                self.gram = torch.cat([
-                    torch.cat([self.gram, cross], dim=1),
-                    torch.cat([cross.T, rows @ rows.T], dim=1),
-                ])
-            self.rows = torch.cat([self.rows, rows])
-            self._host_rows = None
-        return new.size
-
-    @property
-    def host_rows(self) -> np.ndarray:
-        """The rows in float64 on the host, for the exact weights block: copied when first
-        asked for after the set grew (the line-searched block never asks)."""
-        if self._host_rows is None:
-            self._host_rows = self.rows.to("cpu", torch.float64).numpy()
-        return self._host_rows
-
-    def times_gram(self, D: torch.Tensor) -> torch.Tensor:
-        """``D @ gram`` for ``D`` of shape (q, |W|): through the Gram matrix, or through
-        the rows once they have fewer columns than half the working set's size (fewer
-        operations: ``2 q |W| n_features`` against ``q |W|^2``)."""
-        if self.gram is None:
-            return (D @ self.rows) @ self.rows.T
-        return D @ self.gram
-
-    def position(self, indices) -> np.ndarray:
-        """Positions of row indices inside the working set."""
-        lookup = {int(index): position for position, index in enumerate(self.indices)}
-        return np.array([lookup[int(index)] for index in indices])
 
 
 def squared_error(total, St, Bt, G, scratch=None, all_sum=None) -> float:
@@ -192,6 +145,7 @@ def _price(data: CentredRows, ws: WorkingSet, C, pull, sse: float, tol: float,
     """
     gradient = data.inner(pull.neg(), out=out)
     mine, inside = data.owned(ws.indices)
+    C = torch.as_tensor(C).to(gradient)
     multiplier = data.all_sum((C[:, mine] * gradient[:, inside]).sum(dim=1)) / C.sum(dim=1)
     improvement = gradient.neg_().add_(multiplier[:, None])
     improvement[:, inside] = -math.inf
@@ -215,80 +169,10 @@ def _loss_noise(data: CentredRows) -> float:
     return 4 * torch.finfo(data.dtype).eps * math.sqrt(data.shape[1]) * root
 
 
-def _clip_and_normalise(V: torch.Tensor) -> torch.Tensor:
-    """PCHA's map back to the simplex: clip at zero, rescale rows to sum one."""
-    clipped = V.clamp_min(0)
-    total = clipped.sum(dim=1, keepdim=True)
-    if bool((total == 0).any()):
-        return torch.where(total > 0, clipped / total.clamp_min(1e-300), project_simplex(V))
-    return clipped / total
-
-
-def _quadratic_change(change, gradient, curvature):
-    """The change ``<D, 2 gradient + curvature(D)>`` of a quadratic loss along ``D``
-    (see :func:`_line_search_steps`) and ``curvature(D)``; NaN where it lies within the
-    rounding of its own terms, so that its sign means nothing."""
-    bend = curvature(change)
-    terms = change * (2 * gradient + bend)
-    gain = float(terms.sum(dtype=torch.float64))
-    if gain > 0 and gain <= 8 * torch.finfo(terms.dtype).eps * float(terms.abs().sum()):
-        gain = math.nan
-    return gain, bend
-
-
-def _line_search_steps(
-    V, gradient, curvature, project, fallback, step: float, n_steps: int
-):
-    """PCHA's projected-gradient block (Mørup & Hansen 2012) on a quadratic loss.
-
-    ``gradient`` is half the loss's gradient at ``V`` and ``curvature(D)`` half the
-    change of that gradient along ``D``, so that moving by ``D`` changes the loss by
-    ``<D, 2 gradient + curvature(D)>``: a change computed from the step itself, whose
-    rounding error shrinks with the step (a difference of two losses carries the
-    error of the losses, which in float32 can exceed the change). Each step removes
-    from the gradient its component along the rows' sum constraint, maps the step
-    back with ``project`` (or, where that raises the loss, with the Euclidean
-    projection ``fallback``), and halves the step size (at most ``_MAX_HALVINGS``
-    times) until the loss falls; it grows by 1.2 after every accepted step. The block
-    ends early where a step changes nothing its rounding can resolve.
-    Returns the new ``V`` and the step size to start from next time, at least
-    ``_BLOCK_SHRINK`` times this block's: rows that just entered the working set can
-    force a step far below what the next block needs, which it would then regain only
-    by factors of 1.2.
-    """
-    floor = step * _BLOCK_SHRINK
-    for _ in range(n_steps):
-        direction = gradient - (gradient * V).sum(dim=1, keepdim=True)
-        for halvings in range(_MAX_HALVINGS + 1):
-            trial = V - step * 0.5**halvings * direction
-            change = project(trial) - V
-            gain, bend = _quadratic_change(change, gradient, curvature)
-            if gain > 0:
-                # PCHA's clip-and-rescale need not descend, even for small steps (seen in
-                # float32); a Euclidean projected-gradient step does, if small enough
-                change = fallback(trial) - V
-                gain, bend = _quadratic_change(change, gradient, curvature)
-            if gain < 0:
-                V, gradient = V + change, gradient + bend
-                step *= 1.2 * 0.5**halvings
-                break
-            if not gain > 0:
-                # no change (0), or one below the rounding of its own gain (NaN): every
-                # further step would see the same, and a step grown on changes that lower
-                # nothing would grow without bound
-                return V, max(step, floor)
-        else:
-            # stationary to the dtype's resolution: no step lowers the loss that the
-            # rounding of its gradient can see. Keep the step for the next block, which
-            # starts from other coefficients (a collapsed step would never grow back).
-            break
-    return V, max(step, floor)
-
-
 class Iterate(NamedTuple):
     """An iterate of :func:`fit_archetypes` and the products it is measured by."""
 
-    C: torch.Tensor  # (K, |W|) archetype weights on the working set
+    C: np.ndarray  # (K, |W|) archetype weights on the working set (host, float64)
     St: torch.Tensor  # (K, n_samples) coefficients, transposed
     Z: torch.Tensor  # (K, n_features) archetypes
     Bt: torch.Tensor  # (K, n_samples) Z X^T
@@ -383,63 +267,25 @@ def _coefficient_block(
             break
 
 
-def _nearest_weights(C, Z, H, pull, ws: WorkingSet) -> torch.Tensor:
-    """``C`` minimised exactly, one archetype at a time, with ``S`` and the other
-    archetypes fixed: the loss is then ``H_kk ||z_k - target||^2`` plus a constant, with
-    ``target = z_k + pull_k / H_kk``, so ``z_k`` moves to the point of the working set's
-    hull nearest to ``target``. Gradient steps on ``C`` crawl where the data's features
-    lie on scales orders of magnitude apart (the weights' curvature spans their squared
-    ratio); this update does not see that scale.
-
-    ``Z`` are the current archetypes, which may lie off the hull (an extrapolated
-    iterate); ``C`` are feasible weights the solves start from, and where one fails to
-    come nearer the target than its start, the archetype moves to that start.
-    """
-    # copies: the iterate's C and pull (kept to extrapolate from) must not change
-    weights, products, pull, archetypes = (
-        tensor.to("cpu", torch.float64, copy=True).numpy() for tensor in (C, H, pull, Z)
-    )
-    rows = ws.host_rows
-    starts = weights @ rows
-    scale = math.sqrt((rows**2).sum(axis=1).max())
-    for k in range(len(weights)):
-        moved = starts[k]
-        if products[k, k] > 0:  # else an archetype no sample uses: it stays at its start
-            target = archetypes[k] + pull[k] / products[k, k]
-            nearest = nearest_in_hull(rows, target, weights[k], scale)
-            point = nearest @ rows
-            if ((point - target) ** 2).sum() < ((moved - target) ** 2).sum():
-                weights[k], moved = nearest, point
-        pull -= np.outer(products[:, k], moved - archetypes[k])
-        archetypes[k] = moved
-    return torch.as_tensor(weights).to(C)
-
-
-def _project_weights(V: torch.Tensor, delta: float) -> torch.Tensor:
-    """The archetype weights' map back to their constraints (sums in ``1 ± delta``)."""
-    return project_simplex(V, 1.0 - delta, 1.0 + delta) if delta else _clip_and_normalise(V)
-
-
 def _fresh_start(data: CentredRows, initial_rows, initial_archetypes, working_set, seed):
     """Working set, ``C``, ``S^T`` and ``Z`` of a fit starting from data rows."""
     n_archetypes = len(initial_rows)
     candidates = initial_rows if working_set is None else np.append(initial_rows, working_set)
     ws = WorkingSet(data, candidates.astype(np.int64))
-    C = torch.zeros(n_archetypes, len(ws.indices), device=data.device, dtype=data.dtype)
-    C[torch.arange(n_archetypes), torch.as_tensor(ws.position(initial_rows))] = 1.0
+    C = np.zeros((n_archetypes, len(ws.indices)))
+    C[np.arange(n_archetypes), ws.position(initial_rows)] = 1.0
     St = random_coefficients(data, n_archetypes, seed=seed)
-    Z = C @ ws.rows if initial_archetypes is None else initial_archetypes
+    Z = ws.archetypes(C) if initial_archetypes is None else initial_archetypes
     return ws, C, St, Z
 
 
-def _continued_start(data: CentredRows, start: ArchetypeFit, delta: float):
+def _continued_start(data: CentredRows, start: ArchetypeFit):
     """Working set, ``C``, ``S^T`` and ``Z`` of ``start`` carried over to ``data``."""
     ws = WorkingSet(data, start.working_set)
-    C = torch.zeros(start.weights.shape[0], len(ws.indices), device=data.device, dtype=data.dtype)
-    C[:, ws.position(start.working_set)] = start.weights.to(data.device, data.dtype)
-    C = _project_weights(C, delta)  # rounding in another dtype may leave the simplex
+    C = np.zeros((len(start.weights), len(ws.indices)))
+    C[:, ws.position(start.working_set)] = start.weights
     St = start.coefficients.to(data.device, data.dtype, copy=True)
-    return ws, C, St, C @ ws.rows
+    return ws, C, St, ws.archetypes(C)
 
 
 def fit_archetypes(
@@ -530,26 +376,28 @@ def fit_archetypes(
         sse = squared_error(total, St, Bt, G, work.scratch, data.all_sum)
         return Iterate(C, St, Z, Bt, G, H, products, sse, products - H @ Z)
 
-    project_weights = functools.partial(_project_weights, delta=delta)
-    euclidean = functools.partial(project_simplex, lower=1.0 - delta, upper=1.0 + delta)
+    project = functools.partial(project_weights, delta=delta)
+    euclidean = functools.partial(project_rows, lower=1.0 - delta, upper=1.0 + delta)
 
     if start is None:
         ws, C, St, Z = _fresh_start(data, initial_rows, initial_archetypes, working_set, seed)
         n_steps, done = _INITIAL_COEFFICIENT_STEPS, 0
     else:
-        ws, C, St, Z = _continued_start(data, start, delta)
+        ws, C, St, Z = _continued_start(data, start)
         n_steps, done = coefficient_steps, start.n_iter
 
     exact_weights = not delta and data.shape[1] <= _NEAREST_MAX_FEATURES
 
     def weights_block(C, Z, H, pull, step):
+        H, pull = on_host(H), on_host(pull)
         if exact_weights:
-            return _nearest_weights(C, Z, H, pull, ws), step
-        def curvature(D):
-            return ws.times_gram(H @ D)
+            return nearest_weights(C, on_host(Z), H, pull, ws), step
 
-        return _line_search_steps(
-            C, -pull @ ws.rows.T, curvature, project_weights, euclidean, step, weight_steps
+        def curvature(D):
+            return ws.times_gram(product(H, D))
+
+        return line_search_steps(
+            C, -ws.times_rows(pull), curvature, project, euclidean, step, weight_steps
         )
 
     def iterate(C, Z, St, H, pull, step, Bt, feasible=True):
@@ -557,7 +405,7 @@ def fit_archetypes(
         ``pull``: steps on ``C``, then on ``S`` (in place, ending on the simplex), and the
         new iterate's products."""
         C, step = weights_block(C, Z, H, pull, step)
-        Z = C @ ws.rows
+        Z = ws.archetypes(C)
         Bt, G = data.inner(Z, out=Bt), Z @ Z.T
         _coefficient_block(
             St, Bt, G, coefficient_steps, coefficient_rounds, work, data.all_sum, feasible
@@ -574,10 +422,10 @@ def fit_archetypes(
         solve returns is up to rounding): there the archetypes themselves are
         extrapolated, off the hull if need be, and ``C`` (projected) is only where the
         block's solves start."""
-        C = project_weights(now.C + factor * (now.C - before.C))
+        C = project(now.C + factor * (now.C - before.C))
         St = before.St.mul_(-factor).add_(now.St, alpha=1 + factor)
         H = data.all_sum(St @ St.T)
-        Z = now.Z * (1 + factor) - before.Z * factor if exact_weights else C @ ws.rows
+        Z = now.Z * (1 + factor) - before.Z * factor if exact_weights else ws.archetypes(C)
         if precise:
             pull = data.residual_products(St, Z)[1]
         else:
@@ -608,9 +456,9 @@ def fit_archetypes(
             )
             complete = not added
             if added:  # the new rows' weights are zero, before as now
-                now = now._replace(C=torch.nn.functional.pad(now.C, (0, added)))
+                now = now._replace(C=np.pad(now.C, ((0, 0), (0, added))))
                 if before is not None:
-                    before = before._replace(C=torch.nn.functional.pad(before.C, (0, added)))
+                    before = before._replace(C=np.pad(before.C, ((0, 0), (0, added))))
             if verbose:
                 print(f"[ArchetypalAnalysis] iteration {iteration}: EV "
                       f"{1 - now.sse / total:.6f}, {added} rows join the working set "

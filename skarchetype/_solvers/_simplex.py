@@ -25,39 +25,6 @@ def chunk_width(shape) -> int:
     return min(n_columns, max(1, _ENTRIES_PER_CHUNK // n_rows))
 
 
-def project_simplex(
-    V: torch.Tensor, lower: float = 1.0, upper: float = 1.0, *, dim: int = 1
-) -> torch.Tensor:
-    """Euclidean projection of each slice of ``V`` onto ``{v >= 0, lower <= sum(v) <= upper}``.
-
-    With ``lower == upper == 1`` this is the probability simplex. A wider interval is
-    PCHA's relaxation of the archetype weights' sums.
-
-    Parameters
-    ----------
-    V : Tensor of shape (n_rows, n_columns)
-    lower, upper : float
-        Bounds on each projected slice's sum, ``0 < lower <= upper``.
-    dim : {0, 1}, default=1
-        The axis along which the entries of one point lie: 1 projects rows, 0 columns.
-
-    Returns
-    -------
-    Tensor of the shape of ``V``
-    """
-    if lower == upper:
-        projected = V.clone()
-        _project_onto_sum_(projected, lower, dim)
-        return projected
-    clamped = V.clamp_min(0)
-    total = clamped.sum(dim=dim, keepdim=True)
-    inside = (total >= lower) & (total <= upper)
-    target = torch.full_like(total, upper).masked_fill(total < lower, lower)
-    projected = V.clone()
-    _project_onto_sum_(projected, target, dim)
-    return torch.where(inside, clamped, projected)
-
-
 def _project_onto_sum_(V: torch.Tensor, total, dim: int, work=None, start=None) -> torch.Tensor:
     """Project each slice of ``V`` along ``dim`` onto ``{v >= 0, sum(v) = total}``, in place.
 
