@@ -1,5 +1,6 @@
 """The fast paths of the archetype solver reach the optimum of the plain solver."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -46,15 +47,22 @@ def data_set(name, n_samples=1000):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("name", ["digits", "synth", "planted"])
-def test_working_set_reaches_the_unrestricted_optimum(name, seed):
+def test_working_set_reaches_an_optimum_of_the_unrestricted_problem(name, seed):
+    # the restricted fit, continued by the unrestricted solver (every row a candidate),
+    # gains nothing: it is a local optimum of PCHA's problem, not only of its working
+    # set's. (Which local optimum a path ends in is up to the path: on digits the two
+    # solvers from one start land in different ones, either better.)
     X, n_archetypes = data_set(name)
     data = CentredRows(X, CPU, torch.float64)
-    start = furthest_sum(data, n_archetypes, np.random.RandomState(seed))
-    restricted = fit_archetypes(data, start)
-    unrestricted = fit_archetypes(data, start, working_set=np.arange(X.shape[0]))
+    restricted = fit_archetypes(data, furthest_sum(data, n_archetypes, np.random.RandomState(seed)))
     assert restricted.converged
     assert len(restricted.working_set) < X.shape[0] / 2
-    assert explained_variance(restricted, data) >= explained_variance(unrestricted, data) - 1e-3
+    weights = np.zeros((n_archetypes, X.shape[0]))
+    weights[:, restricted.working_set] = restricted.weights
+    unrestricted = fit_archetypes(data, start=dataclasses.replace(
+        restricted, weights=weights, working_set=np.arange(X.shape[0])))
+    gain = explained_variance(unrestricted, data) - explained_variance(restricted, data)
+    assert gain <= 1e-5
 
 
 @pytest.mark.parametrize("name", ["digits", "synth", "planted"])

@@ -27,11 +27,12 @@ block on ``S``, but:
   ``S^T`` of shape (K, n_samples), the layout in which those problems vectorise.
 - Alternating blocks crawl where ``S`` and ``C`` are strongly coupled, as on raw-scale
   data (features on scales orders of magnitude apart): each block undoes little of the
-  other's lag. From iteration 20 on, an iteration therefore starts from the last iterate
-  moved further along the last move, by a factor that grows while such iterations lower
-  the loss and halves when one does not; that one is then redone from the last iterate
-  (extrapolation with restarts, as Ang & Gillis 2019 accelerate NMF). ``S^T X`` is linear
-  in ``S``, so the extrapolated start costs no pass over ``X``.
+  other's lag. Once pricing adds no row (the problem no longer changes under the
+  iterates), and from iteration 20 on in any case, an iteration therefore starts from
+  the last iterate moved further along the last move, by a factor that grows while such
+  iterations lower the loss and halves when one does not; that one is then redone from
+  the last iterate (extrapolation with restarts, as Ang & Gillis 2019 accelerate NMF).
+  ``S^T X`` is linear in ``S``, so the extrapolated start costs no pass over ``X``.
 - The stopping rule is PCHA's: the SSE fell by less than ``tol`` times itself. Where
   the SSE's expanded form ``||X||^2 - ...`` cannot resolve that (near-perfect fits,
   float32), the SSE is summed from the residuals ``X - S Z`` themselves.
@@ -77,7 +78,9 @@ from ._weights import (
 # condition numbers of Z Z^T (see _condition_number) from which S takes adaptive steps:
 # about 10 on standardised and synthetic data, 1e5 to 1e8 on raw-scale data
 _STIFF_CONDITION = 1e3
-# the iteration from which iterations start from an extrapolated iterate
+# the iteration from which iterations start from an extrapolated iterate even while the
+# working set still grows (once it is complete they do at once: synth20k 22-24 -> 19
+# iterations, relu30k, planted and digits unchanged)
 _EXTRAPOLATE_FROM = 20
 # the extrapolation factor: its start, its bounds, and its growth after an iteration
 # that lowered the SSE (one that did not halves it). Factors above 1 amplified rounding:
@@ -467,7 +470,7 @@ def fit_archetypes(
                 converged = True
                 break
         previous, following = now.sse, None
-        if before is not None and done + iteration >= _EXTRAPOLATE_FROM:
+        if before is not None and (complete or done + iteration >= _EXTRAPOLATE_FROM):
             C, Z, St, H, pull = extrapolated(now, before, factor)
             following, step = iterate(C, Z, St, H, pull, c_step_size, now.Bt, feasible=False)
             if following.sse < now.sse - noise_of(now.sse):
