@@ -356,9 +356,10 @@ def test_weights_blocks_lower_the_loss_and_leave_their_inputs(dtype, block):
     rng = np.random.RandomState(1)
     C = rng.dirichlet(np.ones(len(ws.indices)), n_archetypes)
     St = torch.as_tensor(rng.dirichlet(np.ones(n_archetypes), len(X)).T.copy(), dtype=dtype)
-    H, products = _weights.on_host(St @ St.T), _weights.on_host(data.rmatmul(St))
+    H, products = St @ St.T, data.rmatmul(St)
+    pull = products - H @ ws.archetypes(C)
+    H, products, pull = (_weights.on_host(tensor) for tensor in (H, products, pull))
     Z = _weights.on_host(ws.archetypes(C))
-    pull = products - H @ Z
     before = [array.copy() for array in (C, Z, pull)]
 
     def loss(C):  # ||X - S C X_W||^2 up to its constant ||X||^2
@@ -368,9 +369,11 @@ def test_weights_blocks_lower_the_loss_and_leave_their_inputs(dtype, block):
     if block == "exact":
         updated = nearest_weights(C, Z, H, pull, ws)
     else:
+        device_H = torch.as_tensor(H).to(ws.rows)
         updated, _ = _weights.line_search_steps(
-            C, -ws.times_rows(pull), lambda D: ws.times_gram(H @ D),
-            _weights.clip_and_normalise, project_rows, 1 / data.total_sum_of_squares, 5,
+            C, ws.gradient(torch.as_tensor(pull).to(ws.rows)),
+            lambda D: ws.curvature(device_H, D), _weights.clip_and_normalise, project_rows,
+            1 / data.total_sum_of_squares, 5, torch.finfo(dtype).eps,
         )
     for array, kept in zip((C, Z, pull), before, strict=True):
         np.testing.assert_array_equal(array, kept)

@@ -70,7 +70,6 @@ from ._weights import (
     line_search_steps,
     nearest_weights,
     on_host,
-    product,
     project_rows,
     project_weights,
 )
@@ -392,15 +391,11 @@ def fit_archetypes(
     exact_weights = not delta and data.shape[1] <= _NEAREST_MAX_FEATURES
 
     def weights_block(C, Z, H, pull, step):
-        H, pull = on_host(H), on_host(pull)
         if exact_weights:
-            return nearest_weights(C, on_host(Z), H, pull, ws), step
-
-        def curvature(D):
-            return ws.times_gram(product(H, D))
-
+            return nearest_weights(C, on_host(Z), on_host(H), on_host(pull), ws), step
         return line_search_steps(
-            C, -ws.times_rows(pull), curvature, project, euclidean, step, weight_steps
+            C, ws.gradient(pull), functools.partial(ws.curvature, H), project, euclidean,
+            step, weight_steps, eps,
         )
 
     def iterate(C, Z, St, H, pull, step, Bt, feasible=True):

@@ -2,13 +2,14 @@
 
 ``C`` (K x |W|) is a small dense problem however many samples there are: its blocks
 read the data only through ``S^T S``, ``pull = S^T (X - S Z)`` (K x n_features) and the
-working set's rows. It is held on the host in float64, as numpy arrays: the line-searched
-block takes dozens of operations on a few thousand entries per step, and each costs a
-numpy call a fraction of a torch dispatch (synth20k, 12 x 112 weights: 2.7 ms a block of
-5 steps in torch, 1.2 ms here), with no device synchronisation for the accept/reject
-decisions, whose rounding float64 keeps far below the data's. Products with the working
-set's rows go through torch's BLAS, whose threads the fit already runs: numpy's own BLAS
-threads compete with them (relu30k's blocks, 10 x 730 weights: 2.9x slower, 2 cores).
+working set's rows. Its blocks run on the host in float64, as numpy arrays: the
+line-searched block takes dozens of operations on a few thousand entries per step, and
+each costs a numpy call a fraction of a torch dispatch (synth20k, 12 x 112 weights:
+2.8 ms a block of 5 steps in torch, 1.4 ms here), with no device synchronisation for the
+accept/reject decisions. Products with the working set's rows, whose cost grows with
+its size times ``n_features`` (relu50k: 20 x 1900 weights, 512 features), are taken
+where the rows are, on the data's device in its dtype (:class:`WorkingSet`): in float64
+on the host they took relu50k's blocks from 0.42 to 0.69 s a fit.
 """
 
 from __future__ import annotations
@@ -31,22 +32,19 @@ def on_host(tensor: torch.Tensor) -> np.ndarray:
     return tensor.to("cpu", torch.float64).numpy()
 
 
-def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` through torch's BLAS (see the module's docstring)."""
-    return (torch.from_numpy(a) @ torch.from_numpy(b)).numpy()
-
-
 class WorkingSet:
-    """Candidate rows for the archetypes: on the data's device, for the archetypes
-    ``C X_W``, and in float64 on the host with their Gram matrix while products through
-    it are cheaper than through the rows (``gram`` is None beyond: the set only grows)."""
+    """Candidate rows for the archetypes, on the data's device in its dtype, with their
+    Gram matrix while products through it are cheaper than through the rows (``gram``
+    is None beyond: the set only grows). Products with the rows are taken there (on a
+    GPU, where a working set of thousands of wide rows belongs) and handed to the
+    weights' blocks on the host."""
 
     def __init__(self, data, indices):
         self.data = data
         self.indices = np.zeros(0, dtype=np.int64)
         self.rows = torch.zeros(0, data.shape[1], device=data.device, dtype=data.dtype)
-        self.host_rows = np.zeros((0, data.shape[1]))
-        self.gram = np.zeros((0, 0))
+        self.gram = torch.zeros(0, 0, device=data.device, dtype=data.dtype)
+        self._host_rows = None
         self.extend(indices)
 
     def extend(self, indices) -> int:
@@ -54,32 +52,48 @@ class WorkingSet:
         new = np.setdiff1d(np.unique(indices), self.indices)
         if new.size:
             rows = self.data.rows(new)
-            host = on_host(rows)
             self.indices = np.concatenate([self.indices, new])
             if 2 * rows.shape[1] < len(self.indices):
                 self.gram = None
             else:
-                cross = product(self.host_rows, host.T)
-                self.gram = np.block([[self.gram, cross], [cross.T, product(host, host.T)]])
+                cross = self.rows @ rows.T
+                self.gram = torch.cat([
+                    torch.cat([self.gram, cross], dim=1),
+                    torch.cat([cross.T, rows @ rows.T], dim=1),
+                ])
             self.rows = torch.cat([self.rows, rows])
-            self.host_rows = np.concatenate([self.host_rows, host])
+            self._host_rows = None
         return new.size
+
+    @property
+    def host_rows(self) -> np.ndarray:
+        """The rows in float64 on the host, for the exact weights block: copied when first
+        asked for after the set grew (the line-searched block never asks)."""
+        if self._host_rows is None:
+            self._host_rows = on_host(self.rows)
+        return self._host_rows
+
+    def _on_device(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array).to(self.rows)
 
     def archetypes(self, C: np.ndarray) -> torch.Tensor:
         """``C X_W`` on the data's device, in its dtype."""
-        return torch.as_tensor(C, device=self.rows.device, dtype=self.rows.dtype) @ self.rows
+        return self._on_device(C) @ self.rows
 
-    def times_rows(self, A: np.ndarray) -> np.ndarray:
-        """``A X_W^T`` for ``A`` of shape (q, n_features), on the host."""
-        return product(A, self.host_rows.T)
+    def gradient(self, pull: torch.Tensor) -> np.ndarray:
+        """``-pull X_W^T``, half the loss's gradient in ``C`` (``pull`` of shape
+        (K, n_features) on the device), on the host."""
+        return -on_host(pull @ self.rows.T)
 
-    def times_gram(self, D: np.ndarray) -> np.ndarray:
-        """``D X_W X_W^T`` for ``D`` of shape (q, |W|): through the Gram matrix, or
-        through the rows once they have fewer columns than half the working set's size
-        (fewer operations: ``2 q |W| n_features`` against ``q |W|^2``)."""
+    def curvature(self, H: torch.Tensor, D: np.ndarray) -> np.ndarray:
+        """``H D X_W X_W^T``, the change of that half gradient along ``D`` (K x |W|) for
+        ``H = S^T S``, on the host: through the Gram matrix, or through the rows once
+        they have fewer columns than half the working set's size (fewer operations:
+        ``2 K |W| n_features`` against ``K |W|^2``)."""
+        moved = H @ self._on_device(D)
         if self.gram is None:
-            return self.times_rows(product(D, self.host_rows))
-        return product(D, self.gram)
+            return on_host((moved @ self.rows) @ self.rows.T)
+        return on_host(moved @ self.gram)
 
     def position(self, indices) -> np.ndarray:
         """Positions of row indices inside the working set."""
@@ -120,19 +134,22 @@ def project_weights(V: np.ndarray, delta: float) -> np.ndarray:
     return project_rows(V, 1.0 - delta, 1.0 + delta) if delta else clip_and_normalise(V)
 
 
-def _quadratic_change(change, gradient, curvature):
+def _quadratic_change(change, gradient, curvature, eps: float):
     """The change ``<D, 2 gradient + curvature(D)>`` of a quadratic loss along ``D``
     (see :func:`line_search_steps`) and ``curvature(D)``; NaN where it lies within the
-    rounding of its own terms, so that its sign means nothing."""
+    rounding (``eps``, the relative rounding of the products) of its own terms, so that
+    its sign means nothing."""
     bend = curvature(change)
     terms = change * (2 * gradient + bend)
     gain = float(terms.sum())
-    if gain > 0 and gain <= 8 * np.finfo(terms.dtype).eps * float(np.abs(terms).sum()):
+    if gain > 0 and gain <= 8 * eps * float(np.abs(terms).sum()):
         gain = math.nan
     return gain, bend
 
 
-def line_search_steps(V, gradient, curvature, project, fallback, step: float, n_steps: int):
+def line_search_steps(
+    V, gradient, curvature, project, fallback, step: float, n_steps: int, eps: float
+):
     """PCHA's projected-gradient block (Mørup & Hansen 2012) on a quadratic loss.
 
     ``gradient`` is half the loss's gradient at ``V`` and ``curvature(D)`` half the
@@ -144,7 +161,8 @@ def line_search_steps(V, gradient, curvature, project, fallback, step: float, n_
     back with ``project`` (or, where that raises the loss, with the Euclidean
     projection ``fallback``), and halves the step size (at most ``_MAX_HALVINGS``
     times) until the loss falls; it grows by 1.2 after every accepted step. The block
-    ends early where a step changes nothing its rounding can resolve.
+    ends early where a step changes nothing its rounding can resolve: ``eps`` is the
+    relative rounding of ``gradient`` and ``curvature``, products in the data's dtype.
     Returns the new ``V`` and the step size to start from next time, at least
     ``_BLOCK_SHRINK`` times this block's: rows that just entered the working set can
     force a step far below what the next block needs, which it would then regain only
@@ -156,12 +174,12 @@ def line_search_steps(V, gradient, curvature, project, fallback, step: float, n_
         for halvings in range(_MAX_HALVINGS + 1):
             trial = V - step * 0.5**halvings * direction
             change = project(trial) - V
-            gain, bend = _quadratic_change(change, gradient, curvature)
+            gain, bend = _quadratic_change(change, gradient, curvature, eps)
             if gain > 0:
                 # PCHA's clip-and-rescale need not descend, even for small steps; a
                 # Euclidean projected-gradient step does, if small enough
                 change = fallback(trial) - V
-                gain, bend = _quadratic_change(change, gradient, curvature)
+                gain, bend = _quadratic_change(change, gradient, curvature, eps)
             if gain < 0:
                 V, gradient = V + change, gradient + bend
                 step *= 1.2 * 0.5**halvings
