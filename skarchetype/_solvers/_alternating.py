@@ -442,10 +442,19 @@ def fit_archetypes(
         decrease = previous - now.sse
         stalled = decrease <= tol * now.sse + noise_of(now.sse)
         if stalled and not precise and noise > tol * now.sse:
-            precise, stalled = True, False
+            # the expanded forms cannot resolve tol: from here on SSEs are summed from the
+            # residuals, and the last decrease is measured again so (a pass over X, where
+            # waiting for the next iteration's took one more iteration)
+            precise = True
             sse, pull = data.residual_products(now.St, now.Z)
             now = now._replace(sse=sse, pull=pull)
             curve[-1] = now.sse
+            if before is None:
+                stalled = False
+            else:
+                previous = curve[-2] = data.residual_products(before.St, before.Z)[0]
+                decrease = previous - now.sse
+                stalled = decrease <= tol * now.sse + noise_of(now.sse)
         if stalled or (not complete and decrease <= pricing_share() * now.sse + noise_of(now.sse)):
             # Bt is rewritten before its next use: pricing works in it
             mass = data.all_sum(now.St.sum(dim=1))
