@@ -369,11 +369,11 @@ def test_weights_blocks_lower_the_loss_and_leave_their_inputs(dtype, block):
     if block == "exact":
         updated = nearest_weights(C, Z, H, pull, ws)
     else:
-        device_H = torch.as_tensor(H).to(ws.rows)
+        device_H = ws.on_device(H)
         updated, _ = _weights.line_search_steps(
-            C, ws.gradient(torch.as_tensor(pull).to(ws.rows)),
-            lambda D: ws.curvature(device_H, D), _weights.clip_and_normalise, project_rows,
-            1 / data.total_sum_of_squares, 5, torch.finfo(dtype).eps,
+            C, ws.gradient(ws.on_device(pull)), lambda D: ws.curvature(device_H, D),
+            _weights.clip_and_normalise, project_rows, 1 / data.total_sum_of_squares, 5,
+            torch.finfo(dtype).eps,
         )
     for array, kept in zip((C, Z, pull), before, strict=True):
         np.testing.assert_array_equal(array, kept)

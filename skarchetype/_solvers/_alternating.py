@@ -147,7 +147,7 @@ def _price(data: CentredRows, ws: WorkingSet, C, pull, sse: float, tol: float,
     """
     gradient = data.inner(pull.neg(), out=out)
     mine, inside = data.owned(ws.indices)
-    C = torch.as_tensor(C).to(gradient)
+    C = ws.on_device(C)
     multiplier = data.all_sum((C[:, mine] * gradient[:, inside]).sum(dim=1)) / C.sum(dim=1)
     improvement = gradient.neg_().add_(multiplier[:, None])
     improvement[:, inside] = -math.inf
@@ -367,6 +367,10 @@ def fit_archetypes(
     def noise_of(sse):
         return 4 * eps * sse if precise else noise
 
+    def below(decrease, share, sse):
+        """Whether ``decrease`` lies below ``share`` of ``sse``, up to the SSE's rounding."""
+        return decrease <= share * sse + noise_of(sse)
+
     def measured(C, St, Z, Bt, G):
         """The iterate ``(C, S)`` with ``H = S^T S``, its SSE and ``pull = S^T (X - S Z)``:
         the last two from the residuals once the expanded forms' rounding cannot resolve
@@ -440,7 +444,7 @@ def fit_archetypes(
     factor = _EXTRAPOLATION_START
     for iteration in range(1, max_iter + 1):
         decrease = previous - now.sse
-        stalled = decrease <= tol * now.sse + noise_of(now.sse)
+        stalled = below(decrease, tol, now.sse)
         if stalled and not precise and noise > tol * now.sse:
             # the expanded forms cannot resolve tol: from here on SSEs are summed from the
             # residuals, and the last decrease is measured again so (a pass over X, where
@@ -454,8 +458,8 @@ def fit_archetypes(
             else:
                 previous = curve[-2] = data.residual_products(before.St, before.Z)[0]
                 decrease = previous - now.sse
-                stalled = decrease <= tol * now.sse + noise_of(now.sse)
-        if stalled or (not complete and decrease <= pricing_share() * now.sse + noise_of(now.sse)):
+                stalled = below(decrease, tol, now.sse)
+        if stalled or (not complete and below(decrease, pricing_share(), now.sse)):
             # Bt is rewritten before its next use: pricing works in it
             mass = data.all_sum(now.St.sum(dim=1))
             added = ws.extend(

@@ -73,12 +73,13 @@ class WorkingSet:
             self._host_rows = on_host(self.rows)
         return self._host_rows
 
-    def _on_device(self, array: np.ndarray) -> torch.Tensor:
+    def on_device(self, array: np.ndarray) -> torch.Tensor:
+        """A host array on the data's device, in its dtype."""
         return torch.as_tensor(array).to(self.rows)
 
     def archetypes(self, C: np.ndarray) -> torch.Tensor:
         """``C X_W`` on the data's device, in its dtype."""
-        return self._on_device(C) @ self.rows
+        return self.on_device(C) @ self.rows
 
     def gradient(self, pull: torch.Tensor) -> np.ndarray:
         """``-pull X_W^T``, half the loss's gradient in ``C`` (``pull`` of shape
@@ -90,7 +91,7 @@ class WorkingSet:
         ``H = S^T S``, on the host: through the Gram matrix, or through the rows once
         they have fewer columns than half the working set's size (fewer operations:
         ``2 K |W| n_features`` against ``K |W|^2``)."""
-        moved = H @ self._on_device(D)
+        moved = H @ self.on_device(D)
         if self.gram is None:
             return on_host((moved @ self.rows) @ self.rows.T)
         return on_host(moved @ self.gram)
