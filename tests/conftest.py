@@ -1,5 +1,6 @@
 """Shared fixtures, markers and reference solvers."""
 
+import contextlib
 import itertools
 import os
 
@@ -26,6 +27,28 @@ if settings.get_current_profile_name() == "default":  # unless --hypothesis-prof
     settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@contextlib.contextmanager
+def float32_search():
+    """Fit data of any size as ArchetypalAnalysis fits large data: float32 data in
+    float32, float64 data's starts in float32 under ``precision="mixed"`` (data of at
+    most ``_FLOAT64_MAX_ENTRIES`` entries are fitted in float64 throughout)."""
+    from skarchetype import _archetypal
+
+    saved = _archetypal._FLOAT64_MAX_ENTRIES
+    _archetypal._FLOAT64_MAX_ENTRIES = 0
+    try:
+        yield
+    finally:
+        _archetypal._FLOAT64_MAX_ENTRIES = saved
+
+
+@pytest.fixture
+def as_large_data():
+    """:func:`float32_search` for the test."""
+    with float32_search():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -234,14 +234,14 @@ def test_best_of_several_starts_is_kept(digits):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dtype_is_preserved_and_float32_reaches_the_optimum(synth, dtype):
+def test_dtype_is_preserved_and_float32_reaches_the_optimum(as_large_data, synth, dtype):
     aa = ArchetypalAnalysis(6, random_state=0).fit(synth.astype(dtype))
     assert aa.archetypes_.dtype == dtype
     assert aa.transform(synth.astype(dtype)).dtype == dtype
     assert aa.explained_variance_ >= py_pcha_ev(synth, 6, 0) - 1e-3
 
 
-def test_mixed_precision_finishes_at_the_full_precision_optimum(synth):
+def test_mixed_precision_finishes_at_the_full_precision_optimum(as_large_data, synth):
     full = ArchetypalAnalysis(6, precision="full", random_state=0).fit(synth)
     mixed = ArchetypalAnalysis(6, random_state=0).fit(synth)
     assert mixed.explained_variance_ == pytest.approx(full.explained_variance_, abs=1e-5)
@@ -253,7 +253,7 @@ def test_mixed_precision_finishes_at_the_full_precision_optimum(synth):
     assert mixed.score(synth) == pytest.approx(mixed.explained_variance_, abs=1e-12)
 
 
-def test_data_whose_spread_float32_cannot_hold_are_fitted_in_float64(synth):
+def test_data_whose_spread_float32_cannot_hold_are_fitted_in_float64(as_large_data, synth):
     # a spread 1e-13 of the largest entry: float32 would round the centred data to noise
     X = synth + 1e13
     full = ArchetypalAnalysis(6, precision="full", random_state=0).fit(X)
@@ -262,7 +262,21 @@ def test_data_whose_spread_float32_cannot_hold_are_fitted_in_float64(synth):
     assert np.isfinite(mixed.explained_variance_) and mixed.explained_variance_ > 0.9
 
 
-def test_max_iter_caps_both_precisions_together(digits):
+def test_small_data_are_fitted_in_float64_whatever_their_dtype(planted):
+    X = planted[0]
+    as_float32 = ArchetypalAnalysis(5, random_state=0).fit(X.astype(np.float32))
+    as_float64 = ArchetypalAnalysis(5, random_state=0, precision="full").fit(
+        X.astype(np.float32).astype(np.float64))
+    assert as_float32.archetypes_.dtype == as_float32.coefficients_.dtype == np.float32
+    np.testing.assert_array_equal(as_float32.archetypes_,
+                                  as_float64.archetypes_.astype(np.float32))
+    assert as_float32.explained_variance_ == as_float64.explained_variance_
+    mixed = ArchetypalAnalysis(5, random_state=0).fit(X)
+    full = ArchetypalAnalysis(5, random_state=0, precision="full").fit(X)
+    np.testing.assert_array_equal(mixed.archetypes_, full.archetypes_)
+
+
+def test_max_iter_caps_both_precisions_together(as_large_data, digits):
     with pytest.warns(ConvergenceWarning, match="max_iter"):
         aa = ArchetypalAnalysis(8, max_iter=3, random_state=0).fit(digits)
     assert aa.n_iter_ == 3 and aa.archetypes_.dtype == np.float64
@@ -288,7 +302,7 @@ def test_streamed_memory_map_gives_the_in_memory_result(synth, tmp_path):
 
 @requires_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cuda_and_cpu_agree(synth, dtype):
+def test_cuda_and_cpu_agree(as_large_data, synth, dtype):
     X = torch.from_numpy(synth).to(dtype)
     cpu = ArchetypalAnalysis(6, random_state=0, device="cpu").fit(X)
     cuda = ArchetypalAnalysis(6, random_state=0).fit(X.cuda())
