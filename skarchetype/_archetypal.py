@@ -330,7 +330,8 @@ n_features), default="furthest_sum"
         precision = torch.float64 if small else dtype  # that of the fitted model
         # the scale covers an init array too, so that it is as representable as the data
         reach = 0.0 if initial_archetypes is None else float(np.abs(initial_archetypes).max())
-        data = self._search_data(X, device, precision, reach, float32_search=not small)
+        data = (self._rows(X, device, precision, reach) if small
+                else self._search_data(X, device, dtype, reach))
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self._n_starts(n_samples, X.shape[1]))
         if initial_archetypes is not None:
@@ -497,11 +498,10 @@ n_features), default="furthest_sum"
         """``verbose`` in the process that reports (rank 0 of a distributed fit), else 0."""
         return self.verbose if data.rank == 0 else 0
 
-    def _search_data(self, X, device, dtype, reach: float, float32_search: bool) -> CentredRows:
-        """The centred data the starts run on: in float32 for a float64 fit under
-        ``precision="mixed"`` where ``float32_search`` allows it and float32 holds the
-        data's spread, else in ``dtype``."""
-        if float32_search and self.precision == "mixed" and dtype == torch.float64:
+    def _search_data(self, X, device, dtype, reach: float) -> CentredRows:
+        """The centred data the starts run on: in float32 for float64 ``X`` under
+        ``precision="mixed"`` where float32 holds its spread, else in ``X``'s dtype."""
+        if self.precision == "mixed" and dtype == torch.float64:
             data = self._rows(X, device, torch.float32, reach)
             # in scaled units, so relative to the largest entry
             rms = math.sqrt(data.total_sum_of_squares / data.n_samples / data.shape[1])

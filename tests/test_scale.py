@@ -13,7 +13,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import float32_search
 
 from skarchetype import ArchetypalAnalysis
 from skarchetype.datasets import make_archetypal_data
@@ -38,13 +37,8 @@ RTOL = {np.float64: 1e-10, np.float32: 1e-3}
 WEIGHTS_ATOL = {np.float64: 1e-10, np.float32: 1e-2}
 # tight enough that fits reach the optimum rather than stop at different points short of it
 PARAMS = dict(n_archetypes=3, random_state=0, tol=1e-11, max_iter=5000, precision="full")
-
-
-@pytest.fixture(autouse=True)
-def _float32_in_float32():
-    """Float32 data fitted in float32, as large ones are (small ones are in float64)."""
-    with float32_search():
-        yield
+# float32 data are fitted in float32, as large ones are (small ones are in float64)
+pytestmark = pytest.mark.usefixtures("as_large_data")
 
 
 @pytest.fixture(scope="module")
