@@ -113,6 +113,7 @@ class ArchetypeFit:
     converged: bool
     loss_curve: list = field(default_factory=list)
     relative_change: float = math.inf  # the last iteration's SSE decrease over the SSE
+    rounding: float = math.inf  # the rounding of the last SSE, over the SSE
 
 
 def squared_error(total, St, Bt, G, scratch=None, all_sum=None) -> float:
@@ -326,7 +327,10 @@ def fit_archetypes(
         one of the loss's local minima; not used with ``start``.
     start : ArchetypeFit, optional
         A fit of the same data to continue from, e.g. one found in lower precision:
-        its working set, weights and coefficients replace the initial ones.
+        its working set, weights and coefficients replace the initial ones. Where it
+        converged with an SSE whose rounding resolves ``tol``, its last SSE is the one
+        the first iteration's decrease is measured from (so the fit can stop before it
+        steps).
     delta : float
         Each archetype's weights sum to a value in ``[1 - delta, 1 + delta]``.
     max_iter : int
@@ -440,6 +444,11 @@ def fit_archetypes(
     now = measured(C, St, Z, Bt, G)
     before = None  # the iterate before ``now``, once it can be extrapolated from
     curve, converged, complete, previous = [now.sse], False, False, math.inf
+    if start is not None and start.converged and start.rounding <= tol:
+        # the start stalled at a resolution finer than tol: its last SSE is the one before
+        # this fit's first, which stops at once (a pass to price, none to step) where the
+        # start's stall holds here too
+        previous = start.sse
     c_step_size = 1 / max(total, 1e-300)
     factor = _EXTRAPOLATION_START
     for iteration in range(1, max_iter + 1):
@@ -503,4 +512,5 @@ def fit_archetypes(
         relative_change=(
             (curve[-2] - sse) / max(sse, noise, _TINY) if len(curve) > 1 else math.inf
         ),
+        rounding=noise_of(sse) / max(sse, _TINY),
     )
