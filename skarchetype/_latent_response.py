@@ -550,7 +550,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, n_latent) or (n_samples, *latent_shape_)
+        X : array-like or tensor of shape (n_samples, n_latent) or ``(n_samples, *latent_shape_)``
 
         Returns
         -------
@@ -567,7 +567,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        Z : array-like or tensor of shape (n_samples, n_latent) or (n_samples, *latent_shape_)
+        Z : array-like or tensor of shape (n_samples, n_latent) or ``(n_samples, *latent_shape_)``
 
         Returns
         -------
@@ -783,7 +783,7 @@ class LatentResponse(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             Two different latent coordinates, each a flat index or a multi-index into
             ``latent_shape_`` (e.g. ``((0, 3, 4), (1, 3, 4))``: channels 0 and 1 at pixel
             (3, 4) of a spatial latent).
-        base : array-like of shape (n_latent,) or latent_shape_, default=None
+        base : array-like of shape (n_latent,) or ``latent_shape_``, default=None
             The point the slice goes through; ``None`` is the mean of the latent pool.
         extent : float, default=None
             Half-width of the window around ``base`` in latent units; 2.0 when neither

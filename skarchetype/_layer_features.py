@@ -501,7 +501,7 @@ class TorchLayerFeatures(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        features : ndarray of shape (n_samples * n_positions_, n_features_out)
+        features : ndarray of shape ``(n_samples * n_positions_, n_features_out)``
             Columns ``layer_slices_[layer]`` hold ``layer``'s features. One row per sample,
             or with ``pooling="positions"`` one per sample and position: row ``i`` is
             sample ``i // n_positions_``, position ``i % n_positions_``. Per-position
