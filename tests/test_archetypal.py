@@ -253,6 +253,28 @@ def test_mixed_precision_finishes_at_the_full_precision_optimum(as_large_data, s
     assert mixed.score(synth) == pytest.approx(mixed.explained_variance_, abs=1e-12)
 
 
+@pytest.mark.parametrize(("tol", "continued"), [(1e-6, False), (1e-10, True)])
+def test_mixed_precision_steps_in_float64_only_where_float32_cannot_resolve_tol(
+    as_large_data, synth, monkeypatch, tol, continued
+):
+    # float32 rounds the SSE to about 5e-7 of itself: at tol=1e-6 its stop stands and the
+    # weights carry over; at 1e-10 the fit goes on in float64 until float64's rule holds
+    from skarchetype import _archetypal
+
+    continuations = []
+
+    def spy(data, *args, **kwargs):
+        continuations.append(kwargs.get("start") is not None)
+        return fit_archetypes(data, *args, **kwargs)
+
+    fit_archetypes = _archetypal.fit_archetypes
+    monkeypatch.setattr(_archetypal, "fit_archetypes", spy)
+    mixed = ArchetypalAnalysis(6, tol=tol, random_state=0).fit(synth)
+    assert continuations == [False, True] if continued else [False]
+    full = ArchetypalAnalysis(6, tol=tol, precision="full", random_state=0).fit(synth)
+    assert mixed.explained_variance_ == pytest.approx(full.explained_variance_, abs=1e-5)
+
+
 def test_data_whose_spread_float32_cannot_hold_are_fitted_in_float64(as_large_data, synth):
     # a spread 1e-13 of the largest entry: float32 would round the centred data to noise
     X = synth + 1e13

@@ -12,6 +12,7 @@ from sklearn.datasets import load_digits
 from skarchetype._solvers import (
     _simplex,
     _weights,
+    carry_over,
     fit_archetypes,
     squared_error,
 )
@@ -416,17 +417,32 @@ def test_exact_weights_fit_does_not_depend_on_which_of_equal_rows_carry_the_weig
     torch.testing.assert_close(split.archetypes, reference.archetypes, rtol=0, atol=1e-10)
 
 
-def test_a_fit_continued_from_a_start_that_cannot_resolve_tol_steps_on():
-    # float32 rounds the SSE to about 5e-7 of itself: its stall says nothing at tol=1e-10
+def test_a_fit_resolves_tol_only_above_its_rounding():
+    # float32 rounds a stall's SSE to a few machine epsilons of itself (more on
+    # near-perfect fits, where the gradient's rounding also blunts pricing)
     X, n_archetypes = data_set("synth")
-    start = furthest_sum(CentredRows(X, CPU, torch.float32), n_archetypes,
-                         np.random.RandomState(0))
-    coarse = fit_archetypes(CentredRows(X, CPU, torch.float32), start, tol=1e-10)
+    data = CentredRows(X, CPU, torch.float32)
+    start = furthest_sum(data, n_archetypes, np.random.RandomState(0))
+    fit = fit_archetypes(data, start)
+    assert fit.converged and 1e-9 < fit.resolution <= 1e-6
+    exact = fit_archetypes(CentredRows(X, CPU, torch.float64), start)
+    assert exact.resolution < 1e-12
+
+
+def test_a_fit_carried_over_to_float64_is_exact_there():
+    X, n_archetypes = data_set("synth")
+    coarse_data = CentredRows(X, CPU, torch.float32)
+    coarse = fit_archetypes(coarse_data, furthest_sum(coarse_data, n_archetypes,
+                                                       np.random.RandomState(0)))
     data = CentredRows(X, CPU, torch.float64)
-    fine = fit_archetypes(data, start=coarse, tol=1e-10)
-    assert coarse.converged and coarse.rounding > 1e-10
-    assert fine.converged and fine.n_iter >= 1 and fine.relative_change <= 1e-10
-    assert fine.rounding < 1e-12
+    fine = carry_over(data, coarse)
+    assert fine.archetypes.dtype == fine.coefficients.dtype == torch.float64
+    np.testing.assert_array_equal(fine.weights, coarse.weights)
+    np.testing.assert_allclose(
+        fine.archetypes.numpy(), fine.weights @ data.rows(fine.working_set).numpy(), atol=1e-14
+    )
+    assert (fine.n_iter, fine.sse, fine.loss_curve) == (coarse.n_iter, coarse.sse,
+                                                       coarse.loss_curve)
 
 
 def test_a_converged_fit_continued_in_float64_stays_at_its_optimum():
@@ -439,12 +455,12 @@ def test_a_converged_fit_continued_in_float64_stays_at_its_optimum():
     again = fit_archetypes(data, start=fine)
     assert coarse.converged and fine.converged and again.converged
     assert fine.archetypes.dtype == torch.float64
-    # continuing never loses ground; a float64 optimum continued stops before it steps (its
-    # stall holds), gaining less than tol (1e-6) from the coefficients' steps before the check
+    # continuing never loses ground; a float64 optimum continued gains less than tol (1e-6)
+    # in each of the iterations that confirm it
     assert explained_variance(fine, data) >= 1 - coarse.sse / data.total_sum_of_squares - 1e-6
-    assert again.n_iter == 0
+    assert again.n_iter <= 2
     gain = explained_variance(again, data) - explained_variance(fine, data)
-    assert -1e-12 <= gain <= 1e-6
+    assert -1e-12 <= gain <= again.n_iter * 1e-6
     np.testing.assert_allclose(
         fine.archetypes.numpy(), fine.weights @ data.rows(fine.working_set).numpy(), atol=1e-12
     )

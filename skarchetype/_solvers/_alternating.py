@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -113,7 +113,9 @@ class ArchetypeFit:
     converged: bool
     loss_curve: list = field(default_factory=list)
     relative_change: float = math.inf  # the last iteration's SSE decrease over the SSE
-    rounding: float = math.inf  # the rounding of the last SSE, over the SSE
+    # the smallest tol its stopping rule resolves: the rounding of its last SSE, or where
+    # larger that of pricing's threshold (see _price), both relative to the SSE
+    resolution: float = math.inf
 
 
 def squared_error(total, St, Bt, G, scratch=None, all_sum=None) -> float:
@@ -291,6 +293,29 @@ def _continued_start(data: CentredRows, start: ArchetypeFit):
     return ws, C, St, ws.archetypes(C)
 
 
+def carry_over(
+    data: CentredRows, fit: ArchetypeFit, coefficient_steps: int = 2,
+    coefficient_rounds: int = 5,
+) -> ArchetypeFit:
+    """``fit``, found on the same rows in another precision, as a fit of ``data``: its
+    archetypes recomputed from its weights on ``data``'s rows, and its coefficients
+    stepped there as an iteration's block on ``S`` would (parameters as in
+    :func:`fit_archetypes`), which settles their faces in ``data``'s precision."""
+    _, _, St, Z = _continued_start(data, fit)
+    Bt, G = data.inner(Z), Z @ Z.T
+    _coefficient_block(St, Bt, G, coefficient_steps, coefficient_rounds,
+                       _coefficient_workspace(St), data.all_sum)
+    return replace(fit, archetypes=Z, coefficients=St)
+
+
+def _resolution(sse_rounding: float, gradient_rounding: float, sse: float) -> float:
+    """The smallest ``tol`` a stall at ``sse`` resolves: the SSE's rounding relative to it,
+    or pricing's, whose threshold ``sqrt(tol) * sse`` gives way to the gradient's rounding
+    where that is larger (see :func:`_price`)."""
+    sse = max(sse, _TINY)
+    return max(sse_rounding / sse, (gradient_rounding / sse) ** 2)
+
+
 def fit_archetypes(
     data: CentredRows,
     initial_rows: np.ndarray | None = None,
@@ -327,10 +352,7 @@ def fit_archetypes(
         one of the loss's local minima; not used with ``start``.
     start : ArchetypeFit, optional
         A fit of the same data to continue from, e.g. one found in lower precision:
-        its working set, weights and coefficients replace the initial ones. Where it
-        converged with an SSE whose rounding resolves ``tol``, its last SSE is the one
-        the first iteration's decrease is measured from (so the fit can stop before it
-        steps).
+        its working set, weights and coefficients replace the initial ones.
     delta : float
         Each archetype's weights sum to a value in ``[1 - delta, 1 + delta]``.
     max_iter : int
@@ -444,11 +466,6 @@ def fit_archetypes(
     now = measured(C, St, Z, Bt, G)
     before = None  # the iterate before ``now``, once it can be extrapolated from
     curve, converged, complete, previous = [now.sse], False, False, math.inf
-    if start is not None and start.converged and start.rounding <= tol:
-        # the start stalled at a resolution finer than tol: its last SSE is the one before
-        # this fit's first, which stops at once (a pass to price, none to step) where the
-        # start's stall holds here too
-        previous = start.sse
     c_step_size = 1 / max(total, 1e-300)
     factor = _EXTRAPOLATION_START
     for iteration in range(1, max_iter + 1):
@@ -512,5 +529,5 @@ def fit_archetypes(
         relative_change=(
             (curve[-2] - sse) / max(sse, noise, _TINY) if len(curve) > 1 else math.inf
         ),
-        rounding=noise_of(sse) / max(sse, _TINY),
+        resolution=_resolution(noise_of(sse), eps * total, sse),
     )
