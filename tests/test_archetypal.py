@@ -270,7 +270,7 @@ def test_mixed_precision_steps_in_float64_only_where_float32_cannot_resolve_tol(
     fit_archetypes = _archetypal.fit_archetypes
     monkeypatch.setattr(_archetypal, "fit_archetypes", spy)
     mixed = ArchetypalAnalysis(6, tol=tol, random_state=0).fit(synth)
-    assert continuations == [False, True] if continued else [False]
+    assert continuations == ([False, True] if continued else [False])
     full = ArchetypalAnalysis(6, tol=tol, precision="full", random_state=0).fit(synth)
     assert mixed.explained_variance_ == pytest.approx(full.explained_variance_, abs=1e-5)
 
