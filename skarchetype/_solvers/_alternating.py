@@ -88,6 +88,8 @@ _EXTRAPOLATION_START, _EXTRAPOLATION_BOUNDS, _EXTRAPOLATION_GROWTH = 0.5, (0.25,
 _TINY = torch.finfo(torch.float64).tiny  # guards the relative change of a zero SSE
 # the random start of S is far from optimal: solve it further before the first C block
 _INITIAL_COEFFICIENT_STEPS = 20
+# an iteration's block on S: rounds of this many steps, at most this many rounds
+_COEFFICIENT_STEPS, _COEFFICIENT_ROUNDS = 2, 5
 # pricing runs, until it adds no row, whenever an iteration lowers the SSE by less than
 # this share of it (sqrt(tol) once the SSE is summed from the residuals: there, in
 # float32 near-perfect fits, rows entering early left the weights' steps tiny)
@@ -155,11 +157,16 @@ def _price(data: CentredRows, ws: WorkingSet, C, pull, sse: float, tol: float,
     improvement = gradient.neg_().add_(multiplier[:, None])
     improvement[:, inside] = -math.inf
     mass = mass.double().clamp_min(1.0)
-    rounding = torch.finfo(data.dtype).eps * data.total_sum_of_squares
-    threshold = mass * max(math.sqrt(tol) * sse, rounding) / data.n_samples
+    threshold = mass * max(math.sqrt(tol) * sse, _gradient_rounding(data)) / data.n_samples
     best, candidates = data.top_k(improvement, n_candidates)
     keep = best.double() > threshold[:, None].to(best.device)
     return candidates[keep].unique().cpu().numpy()
+
+
+def _gradient_rounding(data: CentredRows) -> float:
+    """Rounding noise of :func:`_price`'s gradient: the dtype's epsilon times the total
+    sum of squares."""
+    return torch.finfo(data.dtype).eps * data.total_sum_of_squares
 
 
 def _loss_noise(data: CentredRows) -> float:
@@ -293,17 +300,14 @@ def _continued_start(data: CentredRows, start: ArchetypeFit):
     return ws, C, St, ws.archetypes(C)
 
 
-def carry_over(
-    data: CentredRows, fit: ArchetypeFit, coefficient_steps: int = 2,
-    coefficient_rounds: int = 5,
-) -> ArchetypeFit:
+def carry_over(data: CentredRows, fit: ArchetypeFit) -> ArchetypeFit:
     """``fit``, found on the same rows in another precision, as a fit of ``data``: its
     archetypes recomputed from its weights on ``data``'s rows, and its coefficients
-    stepped there as an iteration's block on ``S`` would (parameters as in
-    :func:`fit_archetypes`), which settles their faces in ``data``'s precision."""
+    stepped there as an iteration's block on ``S`` would (with :func:`fit_archetypes`'s
+    default steps), which settles their faces in ``data``'s precision."""
     _, _, St, Z = _continued_start(data, fit)
     Bt, G = data.inner(Z), Z @ Z.T
-    _coefficient_block(St, Bt, G, coefficient_steps, coefficient_rounds,
+    _coefficient_block(St, Bt, G, _COEFFICIENT_STEPS, _COEFFICIENT_ROUNDS,
                        _coefficient_workspace(St), data.all_sum)
     return replace(fit, archetypes=Z, coefficients=St)
 
@@ -328,8 +332,8 @@ def fit_archetypes(
     max_iter: int = 1000,
     tol: float = 1e-6,
     weight_steps: int = 5,
-    coefficient_steps: int = 2,
-    coefficient_rounds: int = 5,
+    coefficient_steps: int = _COEFFICIENT_STEPS,
+    coefficient_rounds: int = _COEFFICIENT_ROUNDS,
     n_candidates: int = 10,
     verbose: int = 0,
 ) -> ArchetypeFit:
@@ -529,5 +533,5 @@ def fit_archetypes(
         relative_change=(
             (curve[-2] - sse) / max(sse, noise, _TINY) if len(curve) > 1 else math.inf
         ),
-        resolution=_resolution(noise_of(sse), eps * total, sse),
+        resolution=_resolution(noise_of(sse), _gradient_rounding(data), sse),
     )
